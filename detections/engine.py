@@ -1,0 +1,134 @@
+"""Run every loaded rule over one audit event, doing shared work once.
+
+ES|QL rules are arranged in a prefix tree of their commands: rules whose leading commands read
+the same (the two Elastic seeds share their first seven stages: the exec filter, URL_DECODE,
+GROK and the three REPLACEs) evaluate that prefix once per event and branch only where they
+differ. Native rules share one parsed :class:`ExecRequest` and one shell normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from detections.alert import Explanation
+from detections.audit_event import AuditEvent
+from detections.errors import MalformedEvent
+from detections.esql import ast
+from detections.esql.compiler import Row, Stage
+from detections.exec_request import ExecRequest, parse_exec_request
+from detections.rule_loader import EsqlRule, LoadedRule, NativeRule
+from detections.rule_meta import RuleMeta
+from detections.shell_words import normalise
+from detections.values import Value
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """A rule fired on an event: what the alert needs beyond the event itself."""
+
+    rule: RuleMeta
+    fields: Mapping[str, Value]
+    container: str | None = None
+    explanation: Explanation | None = None
+    elastic_parity: bool | None = None
+
+
+@dataclass(slots=True)
+class _Node:
+    """One command of one or more rules; ``rules`` are those whose chain ends here."""
+
+    key: ast.Command | ast.From
+    stage: Stage | None
+    children: list[_Node] = field(default_factory=list)
+    rules: list[EsqlRule] = field(default_factory=list)
+
+
+class Detector:
+    """Compiled rules, shared safely across threads: evaluation keeps no state between events."""
+
+    def __init__(self, rules: Sequence[LoadedRule]) -> None:
+        self.rules = tuple(rules)
+        self._root = _Node(key=ast.From((), ()), stage=None)
+        self._native = tuple(r for r in rules if isinstance(r, NativeRule))
+        self._loaded_ids = frozenset(r.meta.rule_id for r in rules)
+        for rule in rules:
+            if isinstance(rule, EsqlRule):
+                self._insert(rule)
+        self.shared_stages = _count_shared(self._root)
+
+    def _insert(self, rule: EsqlRule) -> None:
+        node = _child(self._root, rule.query.source, None)
+        for command, stage in rule.query.stages:
+            node = _child(node, command, stage)
+        node.rules.append(rule)
+
+    def detect(self, event: AuditEvent) -> list[RuleHit]:
+        """All hits for one event; raises MalformedEvent('evaluation_error') if a rule breaks."""
+        try:
+            hits: list[RuleHit] = []
+            for source in self._root.children:
+                _walk(source, Row(event, {}), hits)
+            if not (hits or self._native):
+                return hits
+            request = parse_exec_request(event.request_uri or "", event.subresource)
+            if request is None:
+                return hits
+            hits = [replace(hit, container=request.container) for hit in hits]
+            if self._native:
+                hits.extend(self._native_hits(request, hits))
+            return hits
+        except Exception as err:  # a defect in a rule must dead-letter the event, not stop us
+            raise MalformedEvent("evaluation_error", f"{type(err).__name__}: {err}") from err
+
+    def _native_hits(self, request: ExecRequest, esql_hits: Sequence[RuleHit]) -> Iterable[RuleHit]:
+        commands = normalise(request.argv)
+        fired = {hit.rule.rule_id for hit in esql_hits}
+        for rule in self._native:
+            hit = rule.predicate(request, commands)
+            if hit is None:
+                continue
+            parity_id = rule.parity_rule_id
+            yield RuleHit(
+                rule=rule.meta,
+                fields={"exec.argv": request.argv or None, "exec.container": request.container},
+                container=request.container,
+                explanation=Explanation(hit.indicator, hit.simple_command, hit.detail),
+                elastic_parity=(parity_id in fired) if parity_id in self._loaded_ids else None,
+            )
+
+
+def _child(parent: _Node, key: ast.Command | ast.From, stage: Stage | None) -> _Node:
+    for child in parent.children:
+        if child.key == key:
+            return child
+    node = _Node(key=key, stage=stage)
+    parent.children.append(node)
+    return node
+
+
+def _walk(node: _Node, row: Row, hits: list[RuleHit]) -> None:
+    if node.stage is not None and not node.stage(row):
+        return
+    for rule in node.rules:
+        columns = rule.query.output_columns
+        hits.append(RuleHit(rule=rule.meta, fields={name: row.cols[name] for name in columns}))
+    children = node.children
+    for child in children[:-1]:
+        _walk(child, Row(row.event, dict(row.cols)), hits)
+    if children:
+        _walk(children[-1], row, hits)
+
+
+def _count_shared(node: _Node) -> int:
+    """Stages evaluated once for several rules (shown by ``auditstream rules show``)."""
+    shared = 0
+    for child in node.children:
+        if child.stage is not None and _rule_count(child) > 1:
+            shared += 1
+        shared += _count_shared(child)
+    return shared
+
+
+def _rule_count(node: _Node) -> int:
+    return len(node.rules) + sum(_rule_count(c) for c in node.children)

@@ -1,0 +1,1 @@
+"""ES|QL: the query language of auditstream's detection rules, evaluated per event."""

@@ -1,0 +1,173 @@
+"""The ES|QL syntax tree: what a query says, independent of how it runs.
+
+Nodes are frozen and compare without their source positions, so two rules whose leading commands
+read the same share those commands' work (see :mod:`detections.engine`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detections.values import Scalar
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    line: int
+    column: int
+
+
+NOWHERE = Pos(0, 0)
+
+
+# --- expressions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: Scalar | None
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    name: str
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    name: str  # upper case
+    args: tuple[Expr, ...]
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    op: str  # == != < <= > >=
+    left: Expr
+    right: Expr
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PatternMatch:
+    """``LIKE`` / ``RLIKE``; ES|QL only accepts a string literal (or a list of them) as pattern."""
+
+    operand: Expr
+    patterns: tuple[str, ...]
+    regex: bool
+    negated: bool
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    operand: Expr
+    items: tuple[Expr, ...]
+    negated: bool
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    operand: Expr
+    negated: bool
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Logical:
+    op: str  # AND | OR
+    left: Expr
+    right: Expr
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Expr
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+Expr = Literal | FieldRef | Call | Compare | PatternMatch | InList | IsNull | Logical | Not
+
+
+# --- processing commands ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class From:
+    sources: tuple[str, ...]
+    metadata: tuple[str, ...]
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    condition: Expr
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Eval:
+    assignments: tuple[tuple[str, Expr], ...]
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Grok:
+    operand: Expr
+    pattern: str
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Dissect:
+    operand: Expr
+    pattern: str
+    append_separator: str
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    patterns: tuple[str, ...]
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    patterns: tuple[str, ...]
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    pairs: tuple[tuple[str, str], ...]  # (old, new)
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """Meaningless for a single event except ``LIMIT 0``; accepted so more rules can run."""
+
+    count: int
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """A no-op on one event; accepted so more rules can run."""
+
+    keys: tuple[Expr, ...]
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+Command = Where | Eval | Grok | Dissect | Keep | Drop | Rename | Limit | Sort
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    source: From
+    commands: tuple[Command, ...]

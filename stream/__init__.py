@@ -1,0 +1,1 @@
+"""The auditstream runtime: offline scan, the Kafka service, and their command line."""

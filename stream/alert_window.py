@@ -1,0 +1,35 @@
+"""Suppress repeats of an alert within a bounded window.
+
+One ``kubectl exec`` produces up to three audit events (RequestReceived, ResponseStarted,
+ResponseComplete) with one auditID, so every rule would fire up to three times. The alert id is
+deterministic (rule id + auditID), so remembering recent ids is enough to alert once. Memory is
+bounded: at most ``capacity`` ids (about 100 bytes each), oldest forgotten first. Across replicas
+and restarts the window is not shared; downstream deduplicates on the alert key.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+
+class RecentAlerts:
+    """An LRU set of alert ids; not thread-safe (one per processing loop)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first_sighting(self, alert_id: str) -> bool:
+        """True the first time an id is seen within the window; refreshes its place."""
+        if alert_id in self._ids:
+            self._ids.move_to_end(alert_id)
+            return False
+        self._ids[alert_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)

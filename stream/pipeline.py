@@ -1,0 +1,86 @@
+"""message -> events -> rule hits -> alerts: the detection path shared by scan and run.
+
+Everything here is pure apart from the clock: side effects (reading files, Kafka) belong to the
+callers, which decide what to do with the alerts and with :class:`MalformedEvent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from detections.alert import Alert, SourceRef, build_alert
+from detections.audit_event import AuditEvent, decode_message
+from detections.engine import Detector
+from stream.alert_window import RecentAlerts
+
+EXEC_SUBRESOURCES = frozenset({"exec", "attach"})
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """What one message (or one line) gave."""
+
+    events: int
+    exec_requests: int
+    alerts: tuple[Alert, ...]
+    repeats: int  # alerts suppressed because the window had already seen their id
+
+
+class DetectionPipeline:
+    """Decode, detect and build alerts, once per (rule, auditID) within the window."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        window: RecentAlerts,
+        *,
+        max_message_bytes: int = 1_048_576,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.detector = detector
+        self.window = window
+        self.max_message_bytes = max_message_bytes
+        self._clock = clock
+
+    def process_message(self, data: bytes, source: SourceRef) -> Detections:
+        """Raises :class:`detections.errors.MalformedEvent` for input that is not audit data."""
+        events = decode_message(data, max_bytes=self.max_message_bytes)
+        return self.process_events(events, source)
+
+    def process_events(self, events: Sequence[AuditEvent], source: SourceRef) -> Detections:
+        alerts: list[Alert] = []
+        repeats = 0
+        exec_requests = 0
+        for event in events:
+            if is_exec_request(event):
+                exec_requests += 1
+            hits = self.detector.detect(event)
+            if not hits:
+                continue
+            now = self._clock()
+            for hit in hits:
+                alert = build_alert(
+                    rule=hit.rule,
+                    event=event,
+                    fields=hit.fields,
+                    source=source,
+                    detected_at=now,
+                    container=hit.container,
+                    explanation=hit.explanation,
+                    elastic_parity=hit.elastic_parity,
+                )
+                if self.window.first_sighting(alert.alert_id):
+                    alerts.append(alert)
+                else:
+                    repeats += 1
+        return Detections(len(events), exec_requests, tuple(alerts), repeats)
+
+
+def is_exec_request(event: AuditEvent) -> bool:
+    """Pod exec/attach, or an exec through the kubelet proxy (counted in summaries and metrics)."""
+    subresource = event.subresource
+    if subresource in EXEC_SUBRESOURCES:
+        return True
+    return subresource == "proxy" and "/exec/" in (event.request_uri or "")

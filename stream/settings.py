@@ -1,0 +1,347 @@
+"""The service configuration: one frozen, typed :class:`Settings`, built once at the entry point.
+
+Three layers, later ones winning key by key: a TOML file (``--config`` or ``AUDITSTREAM_CONFIG``),
+environment variables (``AUDITSTREAM_<NAME>``), then command-line flags. Every setting has one
+name, used as the TOML key, as the variable (upper-cased, after the prefix) and as the flag
+(``--`` and dashes). librdkafka and Schema Registry client properties pass through untouched in
+four tables, in TOML or as ``AUDITSTREAM_<TABLE>__<PROPERTY>`` with dots spelled ``_``:
+
+    [kafka]      every Kafka client     AUDITSTREAM_KAFKA__SASL_MECHANISM=SCRAM-SHA-512
+    [consumer]   the consumer only      AUDITSTREAM_CONSUMER__FETCH_MAX_BYTES=...
+    [producer]   the producer only      AUDITSTREAM_PRODUCER__LINGER_MS=20
+    [registry]   SchemaRegistryClient   AUDITSTREAM_REGISTRY__SSL_CA_LOCATION=/ca.pem
+
+Validation happens here, at start-up, with errors naming the file, variable or flag at fault.
+Secrets (passwords, keys, registry credentials, credentials inside URLs) never reach ``repr``
+or logs: :meth:`Settings.describe` is what the start-up log line prints.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+from stream.errors import SettingsError
+from stream.settings_types import (
+    AlertSettings,
+    HttpSettings,
+    KafkaSettings,
+    LogSettings,
+    Properties,
+    RuleSettings,
+    RuntimeSettings,
+    Secret,
+    Settings,
+    TopicSettings,
+)
+
+__all__ = ["CONFIG_ENV", "ENV_PREFIX", "FIELDS", "TABLES", "Settings", "load_settings"]
+
+ENV_PREFIX: Final = "AUDITSTREAM_"
+CONFIG_ENV: Final = "AUDITSTREAM_CONFIG"
+TABLES: Final = ("kafka", "consumer", "producer", "registry")
+# -- the settings table: name -> (parser, default) ------------------------------------------------
+
+Parser = Callable[[object, str], object]
+
+
+def _str(value: object, where: str) -> object:
+    if not isinstance(value, str):
+        raise SettingsError(f"expected a string, got {value!r}", where)
+    return value.strip()
+
+
+def _int(value: object, where: str) -> object:
+    if isinstance(value, bool):
+        raise SettingsError(f"expected an integer, got {value!r}", where)
+    try:
+        return int(cast(Any, value))
+    except (TypeError, ValueError):
+        raise SettingsError(f"expected an integer, got {value!r}", where) from None
+
+
+def _float(value: object, where: str) -> object:
+    if isinstance(value, bool):
+        raise SettingsError(f"expected a number, got {value!r}", where)
+    try:
+        return float(cast(Any, value))
+    except (TypeError, ValueError):
+        raise SettingsError(f"expected a number (seconds), got {value!r}", where) from None
+
+
+def _bool(value: object, where: str) -> object:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise SettingsError(f"expected true or false, got {value!r}", where)
+
+
+def _list(value: object, where: str) -> object:
+    """A TOML array of strings, or a comma-separated string (environment, flags)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingsError(f"expected a list of strings, got {value!r}", where)
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def _choice(*allowed: str) -> Parser:
+    def parse(value: object, where: str) -> object:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise SettingsError(f"expected one of {', '.join(allowed)}, got {value!r}", where)
+        return text
+
+    return parse
+
+
+FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
+    "bootstrap_servers": (_str, None),
+    "input_topics": (_list, ()),
+    "input_pattern": (_str, None),
+    "group_id": (_str, "auditstream"),
+    "group_protocol": (_choice("classic", "consumer"), "classic"),
+    "alert_topic": (_str, None),
+    "dead_letter_topic": (_str, None),
+    "rules": (_list, ()),
+    "builtin_rules": (_bool, True),
+    "alert_format": (_choice("avro", "json"), "json"),
+    "registry_url": (_str, None),
+    "registry_basic_auth": (_str, None),
+    "window": (_int, 100_000),
+    "max_message_bytes": (_int, 1_048_576),
+    "batch_size": (_int, 500),
+    "poll_timeout": (_float, 0.5),
+    "commit_interval": (_float, 5.0),
+    "revoke_timeout": (_float, 5.0),
+    "shutdown_timeout": (_float, 8.0),
+    "startup_timeout": (_float, 60.0),
+    "stats_interval": (_float, 5.0),
+    "http_host": (_str, "127.0.0.1"),
+    "http_port": (_int, 9108),
+    "health_stale_after": (_float, 30.0),
+    "log_format": (_choice("auto", "json", "console"), "auto"),
+    "log_level": (_choice("debug", "info", "warning", "error"), "info"),
+}
+SECRET_FIELDS: Final = frozenset({"registry_basic_auth"})
+
+Raw = dict[str, tuple[object, str]]  # name -> (value as given, where it was given)
+
+
+@dataclass(slots=True)
+class _Layers:
+    """Raw values merged layer by layer; each remembers where it came from, for errors."""
+
+    scalars: Raw = field(default_factory=dict)
+    tables: dict[str, Raw] = field(default_factory=lambda: {t: {} for t in TABLES})
+    ignored_env: list[str] = field(default_factory=list)
+
+
+def load_settings(
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Settings:
+    """File, then environment, then flags; raises :class:`SettingsError` naming the culprit.
+
+    ``flags`` holds only the flags given, by setting name (tables as dicts of properties).
+    """
+    env = env or {}
+    layers = _Layers()
+    path = config or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    if path is not None:
+        _add_file(layers, path)
+    _add_env(layers, env)
+    _add_flags(layers, flags or {})
+    values = {
+        name: parse(layers.scalars[name][0], layers.scalars[name][1])
+        if name in layers.scalars
+        else default
+        for name, (parse, default) in FIELDS.items()
+    }
+    tables = {t: Properties({k: v for k, (v, _) in layers.tables[t].items()}) for t in TABLES}
+    settings = replace(_build(values, tables), ignored_env=tuple(layers.ignored_env))
+    _validate(settings, layers)
+    return settings
+
+
+def _add_file(layers: _Layers, path: Path) -> None:
+    where = str(path)
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError("no such file", where) from None
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise SettingsError(f"cannot read: {err}", where) from err
+    for key, value in document.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise SettingsError(f"[{key}] must be a table of client properties", where)
+            for prop, item in value.items():
+                if not isinstance(item, str | int | float | bool):
+                    raise SettingsError(f"[{key}] {prop}: expected a scalar, got {item!r}", where)
+                layers.tables[key][prop] = (item, f"{where} [{key}] {prop}")
+        elif key in FIELDS:
+            layers.scalars[key] = (value, f"{where}: {key}")
+        else:
+            raise SettingsError(f"unknown setting {key!r}", where)
+
+
+def _add_env(layers: _Layers, env: Mapping[str, str]) -> None:
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        table, sep, prop = rest.partition("__")
+        if sep and table.lower() in TABLES and prop:
+            layers.tables[table.lower()][prop.lower().replace("_", ".")] = (value, name)
+        elif not sep and rest.lower() in FIELDS:
+            layers.scalars[rest.lower()] = (value, name)
+        else:
+            layers.ignored_env.append(name)
+
+
+def _add_flags(layers: _Layers, flags: Mapping[str, object]) -> None:
+    for name, value in flags.items():
+        where = "--" + name.replace("_", "-")
+        if name in TABLES and isinstance(value, Mapping):
+            for prop, item in value.items():
+                layers.tables[name][str(prop)] = (item, f"{where} {prop}")
+        elif name in FIELDS:
+            layers.scalars[name] = (value, where)
+        else:
+            raise SettingsError(f"unknown setting {name!r}", where)
+
+
+def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Settings:
+    auth = values["registry_basic_auth"]
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=values["bootstrap_servers"] or "",
+            group_id=values["group_id"],
+            group_protocol=values["group_protocol"],
+            common=tables["kafka"],
+            consumer=tables["consumer"],
+            producer=tables["producer"],
+            stats_interval=values["stats_interval"],
+        ),
+        topics=TopicSettings(
+            inputs=values["input_topics"],
+            pattern=values["input_pattern"] or None,
+            alerts=values["alert_topic"] or "",
+            dead_letters=values["dead_letter_topic"] or "",
+        ),
+        alerts=AlertSettings(
+            format=values["alert_format"],
+            registry_url=values["registry_url"] or None,
+            registry_auth=Secret(auth) if auth else None,
+            registry=tables["registry"],
+            window=values["window"],
+        ),
+        rules=RuleSettings(tuple(Path(p) for p in values["rules"]), values["builtin_rules"]),
+        runtime=RuntimeSettings(
+            batch_size=values["batch_size"],
+            poll_timeout=values["poll_timeout"],
+            commit_interval=values["commit_interval"],
+            revoke_timeout=values["revoke_timeout"],
+            shutdown_timeout=values["shutdown_timeout"],
+            startup_timeout=values["startup_timeout"],
+            max_message_bytes=values["max_message_bytes"],
+        ),
+        http=HttpSettings(values["http_host"], values["http_port"], values["health_stale_after"]),
+        log=LogSettings(values["log_format"], values["log_level"]),
+    )
+
+
+def _where(layers: _Layers, name: str) -> str:
+    """Where a setting was given, or how it could be given when it was not."""
+    if name in layers.scalars:
+        return layers.scalars[name][1]
+    return f"{name} (TOML), {ENV_PREFIX}{name.upper()} or --{name.replace('_', '-')}"
+
+
+def _validate(settings: Settings, layers: _Layers) -> None:
+    from stream.kafka_config import check_client_configs  # noqa: PLC0415 - avoids a cycle
+
+    for name in ("bootstrap_servers", "alert_topic", "dead_letter_topic"):
+        if not layers.scalars.get(name, ("", ""))[0]:
+            raise SettingsError("is required", _where(layers, name))
+    _validate_topics(settings.topics, layers)
+    alerts = settings.alerts
+    if alerts.format == "avro" and not alerts.registry_url:
+        raise SettingsError("alert_format avro needs a registry", _where(layers, "registry_url"))
+    if alerts.registry_url and urlsplit(alerts.registry_url).scheme not in ("http", "https"):
+        raise SettingsError("must be an http(s) URL", _where(layers, "registry_url"))
+    for name, low, high in _RANGES:
+        value = _value_of(settings, name)
+        if not low <= value <= high:
+            raise SettingsError(f"must be between {low} and {high}, not {value}", _where(layers, name))
+    check_client_configs(settings.kafka)
+
+
+_RANGES: Final = (
+    ("window", 1, 100_000_000),
+    ("max_message_bytes", 1024, 1 << 30),
+    ("batch_size", 1, 100_000),
+    ("poll_timeout", 0.01, 5.0),
+    ("commit_interval", 0.05, 3600.0),
+    ("revoke_timeout", 0.1, 300.0),
+    ("shutdown_timeout", 0.5, 300.0),
+    ("startup_timeout", 0.1, 3600.0),
+    ("stats_interval", 0.0, 3600.0),
+    ("http_port", 0, 65535),
+    ("health_stale_after", 1.0, 3600.0),
+)
+
+
+def _value_of(settings: Settings, name: str) -> float:
+    values: dict[str, float] = {
+        "window": settings.alerts.window,
+        "max_message_bytes": settings.runtime.max_message_bytes,
+        "batch_size": settings.runtime.batch_size,
+        "poll_timeout": settings.runtime.poll_timeout,
+        "commit_interval": settings.runtime.commit_interval,
+        "revoke_timeout": settings.runtime.revoke_timeout,
+        "shutdown_timeout": settings.runtime.shutdown_timeout,
+        "startup_timeout": settings.runtime.startup_timeout,
+        "stats_interval": settings.kafka.stats_interval,
+        "http_port": settings.http.port,
+        "health_stale_after": settings.http.stale_after,
+    }
+    return values[name]
+
+
+def _validate_topics(topics: TopicSettings, layers: _Layers) -> None:
+    if bool(topics.inputs) == bool(topics.pattern):
+        raise SettingsError(
+            "give exactly one of input_topics and input_pattern", _where(layers, "input_topics")
+        )
+    outputs = (topics.alerts, topics.dead_letters)
+    if topics.alerts == topics.dead_letters:
+        raise SettingsError("must differ from alert_topic", _where(layers, "dead_letter_topic"))
+    if topics.pattern is not None:
+        if not topics.pattern.startswith("^"):
+            raise SettingsError("a pattern must start with ^", _where(layers, "input_pattern"))
+        try:
+            regex = re.compile(topics.pattern)
+        except re.error as err:
+            raise SettingsError(f"bad regex: {err}", _where(layers, "input_pattern")) from err
+        if any(regex.search(t) for t in outputs):
+            raise SettingsError(
+                "matches an output topic (it would read its own output)",
+                _where(layers, "input_pattern"),
+            )
+    if any(t in topics.inputs for t in outputs):
+        raise SettingsError(
+            "an output topic is also an input topic (it would read its own output)",
+            _where(layers, "input_topics"),
+        )

@@ -1,0 +1,176 @@
+"""The typed, frozen shape of the service configuration; built by :mod:`stream.settings`.
+
+Kept apart from the loader so that the runtime modules depend on plain values only. Secrets are
+wrapped (:class:`Secret`, :class:`Properties`) so that ``repr`` and logs never show them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+ClientValue = str | int | float | bool
+AlertFormat = Literal["avro", "json"]
+GroupProtocol = Literal["classic", "consumer"]
+LogFormat = Literal["auto", "json", "console"]
+_SECRET_KEY: Final = re.compile(
+    r"password|secret|(^|[._])key([._]|$)|pem|user\.info|token|jaas|oauthbearer\.config", re.I
+)
+REDACTED: Final = "***"
+
+
+def is_secret(name: str) -> bool:
+    """Whether a property's value must never be shown (by its name, case-insensitive)."""
+    return bool(_SECRET_KEY.search(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A string that prints as ``***``; :meth:`reveal` is the only way to read it."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+
+class Properties(Mapping[str, ClientValue]):
+    """Immutable client properties (librdkafka or registry) whose repr hides secret values."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, ClientValue] | None = None) -> None:
+        self._items: dict[str, ClientValue] = dict(items or {})
+
+    def __getitem__(self, key: str) -> ClientValue:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Properties) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, str(v)) for k, v in self._items.items())))
+
+    def redacted(self) -> dict[str, ClientValue]:
+        return {k: REDACTED if is_secret(k) else v for k, v in self._items.items()}
+
+    def __repr__(self) -> str:
+        return f"Properties({self.redacted()!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap_servers: str
+    group_id: str
+    group_protocol: GroupProtocol
+    common: Properties  # [kafka]: every client
+    consumer: Properties
+    producer: Properties
+    stats_interval: float  # seconds between librdkafka statistics (consumer lag)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSettings:
+    inputs: tuple[str, ...]
+    pattern: str | None  # a librdkafka regex subscription (starts with ^)
+    alerts: str
+    dead_letters: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    format: AlertFormat
+    registry_url: str | None
+    registry_auth: Secret | None  # "user:password" (basic.auth.user.info)
+    registry: Properties
+    window: int  # alert ids remembered for suppressing repeats (about 100 bytes each)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    paths: tuple[Path, ...]
+    builtin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    batch_size: int
+    poll_timeout: float
+    commit_interval: float
+    revoke_timeout: float
+    shutdown_timeout: float
+    startup_timeout: float
+    max_message_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    host: str
+    port: int  # 0 picks a free port
+    stale_after: float  # /healthz fails when the loop has not turned for this long
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    format: LogFormat
+    level: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka: KafkaSettings
+    topics: TopicSettings
+    alerts: AlertSettings
+    rules: RuleSettings
+    runtime: RuntimeSettings
+    http: HttpSettings
+    log: LogSettings
+    ignored_env: tuple[str, ...] = ()  # AUDITSTREAM_* variables that name no setting
+
+    def describe(self) -> dict[str, Any]:
+        """Everything, secrets replaced by ``***``: the one start-up log line."""
+        return {
+            "bootstrap_servers": self.kafka.bootstrap_servers,
+            "group_id": self.kafka.group_id,
+            "group_protocol": self.kafka.group_protocol,
+            "input_topics": list(self.topics.inputs),
+            "input_pattern": self.topics.pattern,
+            "alert_topic": self.topics.alerts,
+            "dead_letter_topic": self.topics.dead_letters,
+            "alert_format": self.alerts.format,
+            "registry_url": redact_url(self.alerts.registry_url),
+            "registry_auth": REDACTED if self.alerts.registry_auth else None,
+            "rules": [str(p) for p in self.rules.paths],
+            "builtin_rules": self.rules.builtin,
+            "kafka": self.kafka.common.redacted(),
+            "consumer": self.kafka.consumer.redacted(),
+            "producer": self.kafka.producer.redacted(),
+            "registry": self.alerts.registry.redacted(),
+            "http": f"{self.http.host}:{self.http.port}",
+            "window": self.alerts.window,
+            "commit_interval": self.runtime.commit_interval,
+            "shutdown_timeout": self.runtime.shutdown_timeout,
+        }
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with any ``user:password@`` replaced by ``***@``."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{parts.netloc.rsplit('@', 1)[1]}"))
