@@ -17,7 +17,8 @@ from detections.errors import MalformedEvent
 from detections.esql import ast
 from detections.esql.compiler import Row, Stage
 from detections.exec_request import ExecRequest, parse_exec_request
-from detections.rule_loader import EsqlRule, LoadedRule, NativeRule
+from detections.native import NativeRule
+from detections.rule_loader import EsqlRule, LoadedRule
 from detections.rule_meta import RuleMeta
 from detections.shell_words import normalise
 from detections.values import Value

@@ -17,7 +17,8 @@ from typing import Any
 from detections.errors import DetectionError
 from detections.esql.compiler import CompiledQuery, compile_query
 from detections.esql.parser import parse_query
-from detections.native import PREDICATES, NativePredicate
+from detections.native import NativeRule, native_rule
+from detections.rule_cases import RuleCase, parse_cases
 from detections.rule_meta import RuleMeta
 
 BUILTIN_RULES = Path(__file__).with_name("rules")
@@ -31,17 +32,7 @@ class EsqlRule:
     query_text: str
     query: CompiledQuery
     path: str
-
-
-@dataclass(frozen=True, slots=True)
-class NativeRule:
-    """A Python predicate over the parsed exec request; ``parity_rule_id``: its Elastic twin."""
-
-    meta: RuleMeta
-    predicate_name: str
-    predicate: NativePredicate
-    parity_rule_id: str | None
-    path: str
+    cases: tuple[RuleCase, ...] = ()
 
 
 LoadedRule = EsqlRule | NativeRule
@@ -91,7 +82,7 @@ def load_rules(paths: Sequence[Path] = (), *, builtin: bool = True) -> RuleSet:
 def _rule_files(roots: Iterable[Path], problems: list[RuleProblem]) -> Iterator[Path]:
     for root in roots:
         if root.is_dir():
-            yield from sorted(p for p in root.rglob("*.toml") if not p.name.endswith(".cases.toml"))
+            yield from sorted(root.rglob("*.toml"))
         elif root.is_file():
             yield root
         else:
@@ -109,13 +100,16 @@ def load_rule_file(path: Path) -> LoadedRule:
     table = document.get("rule")
     if not isinstance(table, Mapping):
         raise DetectionError("not a rule file (no [rule] table)")
-    return rule_from_table(table, str(path))
+    return rule_from_table(table, str(path), parse_cases(document))
 
 
-def rule_from_table(table: Mapping[str, Any], path: str) -> LoadedRule:
+def rule_from_table(
+    table: Mapping[str, Any], path: str, cases: tuple[RuleCase, ...] = ()
+) -> LoadedRule:
+    """Compile one ``[rule]`` table: ES|QL, or a native rule bound to its predicate."""
     language = str(table.get("language", "")).lower()
     if language == "python" or table.get("type") == "native":
-        return _native_rule(table, path)
+        return native_rule(table, cases, path)
     if language != "esql":
         raise DetectionError(
             f"language {language or 'unknown'} is not supported (auditstream runs ES|QL rules)"
@@ -126,19 +120,7 @@ def rule_from_table(table: Mapping[str, Any], path: str) -> LoadedRule:
         raise DetectionError("[rule] query is missing")
     query_text = query_text.strip("\n")
     compiled = compile_query(parse_query(query_text))
-    return EsqlRule(meta, query_text, compiled, path)
-
-
-def _native_rule(table: Mapping[str, Any], path: str) -> NativeRule:
-    meta = RuleMeta.from_rule_table(table)
-    name = table.get("predicate")
-    if not isinstance(name, str) or name not in PREDICATES:
-        known = ", ".join(sorted(PREDICATES))
-        raise DetectionError(f"predicate {name!r} is not a native predicate ({known})")
-    parity = table.get("parity_rule_id")
-    return NativeRule(
-        meta, name, PREDICATES[name], parity if isinstance(parity, str) else None, path
-    )
+    return EsqlRule(meta, query_text, compiled, path, cases)
 
 
 def _rule_name(path: Path) -> str | None:

@@ -1,7 +1,8 @@
 """The ``auditstream`` command line: argument parsing and exit codes, nothing else.
 
 Exit codes: 0 the work was done; 2 usage error; 3 a rule named on the command line could not be
-loaded (the others still ran) or no rule could be loaded at all.
+loaded (the others still ran) or no rule could be loaded at all; 4 (``run`` only) a fatal runtime
+failure, see :mod:`stream.service`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from detections.rule_loader import RuleProblem, RuleSet, load_rules
 from stream.alert_window import RecentAlerts
 from stream.pipeline import DetectionPipeline
 from stream.rules_command import run_rules_command
+from stream.run_command import run_command
 from stream.scan import scan
 
 EXIT_OK = 0
@@ -44,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="remember this many alert ids to alert once per (rule, auditID) (default 100000)",
     )  # fmt: skip
 
+    run_cmd = commands.add_parser(
+        "run", help="run the streaming service: Kafka in, alerts and dead letters out",
+        description="Settings come from --config (TOML), AUDITSTREAM_* variables and these flags; "
+        "flags win over the environment, which wins over the file. See README.md.",
+    )  # fmt: skip
+    _add_run_options(run_cmd)
+
     rules_cmd = commands.add_parser("rules", help="list, show or test the loaded rules")
     rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     for action, text in (
@@ -68,8 +77,59 @@ def _add_rule_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Every run flag defaults to *absent* (SUPPRESS): only given flags override the layers."""
+    hide = argparse.SUPPRESS
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML settings")
+    for flag, metavar, text in (
+        ("--bootstrap-servers", "HOSTS", "Kafka bootstrap servers (host:port,...)"),
+        ("--input-pattern", "REGEX", "subscribe to topics matching ^REGEX (instead of topics)"),
+        ("--group-id", "ID", "consumer group (default auditstream)"),
+        ("--group-protocol", "P", "classic (cooperative-sticky, default) or consumer (KIP-848)"),
+        ("--alert-topic", "TOPIC", "where alerts go"),
+        ("--dead-letter-topic", "TOPIC", "where input that is not audit data goes"),
+        ("--alert-format", "FMT", "avro (via the Schema Registry) or json (default)"),
+        ("--registry-url", "URL", "Schema Registry URL (credentials: use the environment)"),
+        ("--http-host", "HOST", "address of /metrics, /healthz, /readyz (default 127.0.0.1)"),
+        ("--log-format", "FMT", "auto (console on a TTY, else JSON lines), json or console"),
+        ("--log-level", "LEVEL", "debug, info (default), warning or error"),
+    ):
+        parser.add_argument(flag, default=hide, metavar=metavar, help=text)
+    for flag, kind, metavar, text in (
+        ("--http-port", int, "PORT", "port of the HTTP endpoint (default 9108, 0 picks one)"),
+        ("--window", int, "N", "alert ids remembered to suppress repeats (default 100000)"),
+        ("--commit-interval", float, "S", "seconds between offset commits (default 5)"),
+        ("--shutdown-timeout", float, "S", "seconds to flush and commit on stop (default 8)"),
+    ):
+        parser.add_argument(flag, type=kind, default=hide, metavar=metavar, help=text)
+    parser.add_argument(
+        "--input-topic", dest="input_topics", action="append", default=hide, metavar="TOPIC",
+        help="a topic to consume (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rules", action="append", default=hide, metavar="PATH",
+        help="also load rules from this TOML file or folder (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-builtin-rules", dest="builtin_rules", action="store_false", default=hide,
+        help="do not load the rules shipped with us",
+    )  # fmt: skip
+    for table, text in (
+        ("kafka", "a librdkafka property for every client (repeatable), e.g. -X linger.ms=5"),
+        ("consumer", "a librdkafka property for the consumer only (repeatable)"),
+        ("producer", "a librdkafka property for the producer only (repeatable)"),
+        ("registry", "a SchemaRegistryClient property (repeatable)"),
+    ):
+        flags = ("-X", "--kafka") if table == "kafka" else (f"--{table}",)
+        parser.add_argument(
+            *flags, dest=table, action="append", default=hide, metavar="KEY=VALUE", help=text
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return run_command(args)
     rules = load_rules(args.rules, builtin=not args.no_builtin_rules)
     _report_problems(rules.problems, sys.stderr)
     if args.command == "rules":

@@ -1,37 +1,13 @@
-"""``auditstream rules list|show|test``.
-
-Example cases live beside each rule as ``<rule file stem>.cases.toml``::
-
-    [[case]]
-    name = "kubectl: bash reverse shell"
-    request_uri = "/api/v1/namespaces/default/pods/web/exec?command=..."
-    subresource = "exec"          # optional, default "exec"
-    expect = true                 # does the rule fire?
-    [case.fields]                 # optional: columns the alert must carry, exactly
-    "Esql.executed_command" = "..."
-"""
+"""``auditstream rules list|show|test``; the case format is documented in detections.rule_cases."""
 
 from __future__ import annotations
 
-import tomllib
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 from detections.audit_event import events_from_json
 from detections.engine import Detector
+from detections.rule_cases import RuleCase, case_event
 from detections.rule_loader import EsqlRule, LoadedRule, RuleSet
-
-
-@dataclass(frozen=True, slots=True)
-class RuleCase:
-    name: str
-    request_uri: str
-    subresource: str
-    expect: bool
-    fields: Mapping[str, Any]
 
 
 def run_rules_command(action: str, rules: RuleSet, selector: str | None) -> int:
@@ -104,47 +80,17 @@ def _shared_stage_count(rule: EsqlRule, others: Sequence[LoadedRule]) -> int:
     return best
 
 
-def load_cases(rule: LoadedRule) -> list[RuleCase]:
-    path = Path(rule.path)
-    cases_file = path.with_name(path.stem + ".cases.toml")
-    if not cases_file.is_file():
-        return []
-    document = tomllib.loads(cases_file.read_text(encoding="utf-8"))
-    return [
-        RuleCase(
-            name=str(case["name"]),
-            request_uri=str(case["request_uri"]),
-            subresource=str(case.get("subresource", "exec")),
-            expect=bool(case["expect"]),
-            fields=case.get("fields", {}),
-        )
-        for case in document.get("case", [])
-    ]
-
-
-def case_event(case: RuleCase) -> dict[str, Any]:
-    """The smallest raw audit event that carries a case's request."""
-    resource = "nodes" if case.subresource == "proxy" else "pods"
-    return {
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "Metadata",
-        "auditID": str(uuid.uuid5(uuid.NAMESPACE_URL, "auditstream-case:" + case.name)),
-        "stage": "ResponseStarted",
-        "requestURI": case.request_uri,
-        "verb": "create",
-        "user": {"username": "case-runner", "groups": ["system:authenticated"]},
-        "sourceIPs": ["192.0.2.10"],
-        "objectRef": {"resource": resource, "subresource": case.subresource, "apiVersion": "v1"},
-    }
-
-
-def run_case(detector: Detector, rule_id: str, case: RuleCase) -> str | None:
-    """None when the case passes, else what went wrong."""
+def run_case(detector: Detector, rule: LoadedRule, case: RuleCase) -> str | None:
+    """None when the case passes through the production detector, else what went wrong."""
     (event,) = events_from_json(case_event(case))
-    hits = [hit for hit in detector.detect(event) if hit.rule.rule_id == rule_id]
+    hits = [hit for hit in detector.detect(event) if hit.rule.rule_id == rule.meta.rule_id]
     if bool(hits) != case.expect:
         return f"expected {'a hit' if case.expect else 'no hit'}, got {len(hits)}"
+    if hits and case.indicator is not None:
+        explanation = hits[0].explanation
+        named = explanation.indicator if explanation else None
+        if named != case.indicator:
+            return f"expected indicator {case.indicator!r}, got {named!r}"
     for name, expected in case.fields.items():
         actual = hits[0].fields.get(name)
         if actual != expected:
@@ -156,12 +102,12 @@ def _test(rules: RuleSet) -> int:
     detector = Detector(rules.rules)
     failures = passed = 0
     for rule in rules.rules:
-        for case in load_cases(rule):
-            problem = run_case(detector, rule.meta.rule_id, case)
+        for case in rule.cases:
+            problem = run_case(detector, rule, case)
             if problem is None:
                 passed += 1
                 continue
             failures += 1
-            print(f"FAIL {rule.meta.name}: {case.name}: {problem}")
+            print(f"FAIL {rule.meta.name}: {case.note or case.uri[:80]}: {problem}")
     print(f"{passed} passed, {failures} failed")
     return 1 if failures else 0

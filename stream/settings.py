@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from stream.errors import SettingsError
 from stream.settings_types import (
     AlertSettings,
+    ClientValue,
     HttpSettings,
     KafkaSettings,
     LogSettings,
@@ -167,7 +168,10 @@ def load_settings(
         else default
         for name, (parse, default) in FIELDS.items()
     }
-    tables = {t: Properties({k: v for k, (v, _) in layers.tables[t].items()}) for t in TABLES}
+    tables = {
+        t: Properties({k: cast(ClientValue, v) for k, (v, _) in layers.tables[t].items()})
+        for t in TABLES
+    }
     settings = replace(_build(values, tables), ignored_env=tuple(layers.ignored_env))
     _validate(settings, layers)
     return settings
@@ -284,7 +288,9 @@ def _validate(settings: Settings, layers: _Layers) -> None:
     for name, low, high in _RANGES:
         value = _value_of(settings, name)
         if not low <= value <= high:
-            raise SettingsError(f"must be between {low} and {high}, not {value}", _where(layers, name))
+            raise SettingsError(
+                f"must be between {low} and {high}, not {value}", _where(layers, name)
+            )
     check_client_configs(settings.kafka)
 
 

@@ -93,7 +93,7 @@ class TopicSettings:
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
     format: AlertFormat
-    registry_url: str | None
+    registry_url: str | None = field(repr=False)  # may hold user:password@
     registry_auth: Secret | None  # "user:password" (basic.auth.user.info)
     registry: Properties
     window: int  # alert ids remembered for suppressing repeats (about 100 bytes each)

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
 from detections.errors import QuerySyntaxError
 from detections.esql import ast
@@ -21,7 +22,7 @@ from detections.esql.java_regex import JavaRegex, compile_java_regex
 from detections.esql.url_decode import java_url_decode
 from detections.values import Scalar, Value
 
-Row = object  # opaque to this module: evaluators pass it through
+Row = Any  # opaque to this module: evaluators pass the compiler's Row through
 Evaluator = Callable[[Row], Value]
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1

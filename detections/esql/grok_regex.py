@@ -132,7 +132,7 @@ class OnigParser:
         low_s, comma, high_s = body.partition(",")
         if end < 0 or not (low_s.isdigit() or (comma and high_s.isdigit() and not low_s)):
             return None  # not a quantifier: Ruby reads '{' literally
-        if high_s and not high_s.isdigit() or not body.isascii():
+        if (high_s and not high_s.isdigit()) or not body.isascii():
             return None
         low = int(low_s) if low_s else 0
         high = int(high_s) if high_s else (None if comma else low)

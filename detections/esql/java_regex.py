@@ -41,6 +41,7 @@ from detections.esql.regex_ast import (
     Seq,
     children,
     emit,
+    nullable,
     walk,
 )
 
@@ -129,7 +130,9 @@ class JavaRegex:
 class _Replacer:
     """One replaceAll run over UTF-8 bytes, mirroring Replace.safeReplace's loop and checks."""
 
-    def __init__(self, rx: JavaRegex, regex: re2._Regexp, data: bytes, tpl: _Template, ascii_only: bool):
+    def __init__(
+        self, rx: JavaRegex, regex: re2._Regexp, data: bytes, tpl: _Template, ascii_only: bool
+    ):
         self.rx, self.regex, self.data, self.tpl = rx, regex, data, tpl
         self.ascii_only = ascii_only
         self.total16 = len(data) if ascii_only else _utf16_len(data)
@@ -253,7 +256,9 @@ def _parse_template(repl: str, group_count: int, names: dict[str, int]) -> _Temp
     return _Template(tuple(p for p in parts if p != b""), None, constant, dollars)
 
 
-def _group_ref(repl: str, i: int, group_count: int, names: dict[str, int]) -> tuple[int, int, str | None]:
+def _group_ref(
+    repl: str, i: int, group_count: int, names: dict[str, int]
+) -> tuple[int, int, str | None]:
     n = len(repl)
     if i == n:
         return 0, i, "iae"
@@ -299,9 +304,17 @@ def compile_java_regex(pattern: str) -> JavaRegex:
 def _compile(pattern: str) -> JavaRegex:
     parser = JavaParser(pattern)
     tree = parser.parse()
+    for node in walk(tree):
+        if isinstance(node, Repeat) and node.max != 1 and nullable(node.body):
+            raise QuerySyntaxError(
+                f"invalid regex [{pattern}]: a repeated group that can match the empty string is not"
+                " supported (Java ends such loops early, RE2 does not)"
+            )
     dollars = [n for n in walk(tree) if isinstance(n, JavaDollar)]
     if dollars and not _dollars_in_tail(tree, True):
-        raise QuerySyntaxError(f"invalid regex [{pattern}]: '$' is supported only at the end of the pattern")
+        raise QuerySyntaxError(
+            f"invalid regex [{pattern}]: '$' is supported only at the end of the pattern"
+        )
     plain_tree = _replace_dollars(tree, crlf=False)
     plain, groups, markers = _build(pattern, plain_tree, parser.group_count)
     crlf = None
@@ -312,7 +325,9 @@ def _compile(pattern: str) -> JavaRegex:
     return JavaRegex(pattern, plain, crlf, groups, markers, dict(parser.names), empty_at_mid)
 
 
-def _build(pattern: str, tree: Node, java_groups: int) -> tuple[re2._Regexp, tuple[int, ...], tuple[int, ...]]:
+def _build(
+    pattern: str, tree: Node, java_groups: int
+) -> tuple[re2._Regexp, tuple[int, ...], tuple[int, ...]]:
     numbers = [0] * (java_groups + 1)
     markers: list[int] = []
     counter = 0

@@ -120,7 +120,9 @@ class JavaParser:
             if c in " \t\n\x0b\f\r":
                 self.pos += 1
             elif c == "#":
-                while self.pos < len(self.text) and self.text[self.pos] not in "\n\r\x85\u2028\u2029":
+                while (
+                    self.pos < len(self.text) and self.text[self.pos] not in "\n\r\x85\u2028\u2029"
+                ):
                     self.pos += 1
             else:
                 return

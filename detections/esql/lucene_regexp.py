@@ -18,6 +18,7 @@ Compiled matchers are immutable after construction, so threads may share them fr
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 import re2
@@ -106,7 +107,9 @@ class Dfa:
         return bool(row[_ACCEPT])
 
 
-def _explore(terms: Terms, start: int, limit: int, pattern: str) -> tuple[list[int], list[list[int]]]:
+def _explore(
+    terms: Terms, start: int, limit: int, pattern: str
+) -> tuple[list[int], list[list[int]]]:
     """All terms reachable from ``start`` and their per-class successors (by state index)."""
     index = {start: 0}
     order = [start]
@@ -119,14 +122,15 @@ def _explore(terms: Terms, start: int, limit: int, pattern: str) -> tuple[list[i
             if j is None:
                 if len(order) >= limit:
                     raise QuerySyntaxError(
-                        f"RLIKE pattern too complex to determinize (more than {limit} states): {pattern!r}"
+                        f"pattern too complex to determinize (over {limit} states): {pattern!r}"
                     )
                 j = index[nxt] = len(order)
                 order.append(nxt)
-            while block:
-                low = block & -block
+            rest = block
+            while rest:
+                low = rest & -rest
                 targets[low.bit_length() - 1] = j
-                block ^= low
+                rest ^= low
         table.append(targets)
     return order, table
 
@@ -225,9 +229,10 @@ def _compile_re2(node: Node, terms: Terms) -> object | None:
     options = re2.Options()
     options.log_errors = False
     try:
-        return re2.compile(source, options)
+        compiled: object = re2.compile(source, options)
     except re2.error:
         return None
+    return compiled
 
 
 class RlikeMatcher:
@@ -272,6 +277,11 @@ def build_dfa_matcher(pattern: str, *, use_re2: bool = True) -> RlikeMatcher:
     return matcher_from_node(pattern, parse(pattern), use_re2=use_re2)
 
 
+@functools.lru_cache(maxsize=512)
 def compile_rlike(pattern: str) -> Matcher:
-    """Compiles an ES|QL RLIKE pattern; raises QuerySyntaxError where Elasticsearch would reject it."""
+    """Compiles an ES|QL RLIKE pattern; raises QuerySyntaxError where Elasticsearch rejects it.
+
+    Cached: building the DFA of a large pattern takes up to a second, matchers are immutable,
+    and many rules (and every rule reload) repeat the same patterns.
+    """
     return build_dfa_matcher(pattern)

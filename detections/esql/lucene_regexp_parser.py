@@ -7,10 +7,12 @@ parser rule for rule, quirks included, because a rule means what Lucene parses, 
 reader expects:
 
 * precedence ``|`` < ``&`` < concatenation < repeat (``* + ? {n} {n,} {n,m}``) < ``~`` < simple;
-* a character no rule claims is a literal, so ``|`` right after ``&`` or ``|`` (and a leading
-  ``|``, ``*``, ``&`` or ``{``) is a plain character: ``a>&|0>&1`` is ``a> & "|0>" & 1``;
-* ``\\`` + letter is a predefined class (``\\d \\D \\s \\S \\w \\W``) or an error; ``\\`` + any other
-  character is that character; ``^`` and ``$`` are literals; ``.`` is any code point;
+* a character no rule claims is a literal, so ``|`` right after ``&`` or ``|`` (and a
+  leading ``|``, ``*``, ``&`` or ``{``) is a plain character:
+  ``a>&|0>&1`` is ``a>`` & ``|0>`` & ``1``, which matches nothing;
+* ``\\`` + letter is a predefined class (``\\d \\D \\s \\S \\w \\W``) or an error;
+  ``\\`` + any other character is that character; ``^`` and ``$`` are literals;
+  ``.`` is any code point;
 * ``"..."`` is a literal string, ``#`` the empty language, ``@`` any string, ``<n-m>`` a decimal
   interval, ``<name>`` a named automaton (ES gives no provider: always an error).
 
@@ -98,7 +100,9 @@ class Interval:
     digits: int
 
 
-Node = Lit | CharSet | EmptyLang | AnyString | Concat | Union | Inter | Complement | Repeat | Interval
+Node = (
+    Lit | CharSet | EmptyLang | AnyString | Concat | Union | Inter | Complement | Repeat | Interval
+)
 
 ANY_CHAR = CharSet(((0, MAX_CODE_POINT),))
 
@@ -282,9 +286,7 @@ class _Parser:
         collected: list[tuple[int, int]] = []
         while True:
             if self.match("\\"):
-                if self.more() and (self.s[self.pos].isascii() and self.s[self.pos].isalpha()):
-                    collected.extend(self.predefined())
-                elif self.peek("\\"):
+                if self.at_predefined():
                     collected.extend(self.predefined())
                 else:
                     cp = ord(self.next())
@@ -295,12 +297,21 @@ class _Parser:
                 if self.match("-"):
                     hi = ord(self.char_exp())
                     if lo > hi:
-                        raise self.error(f"invalid range: from ({lo}) cannot be > to ({hi})", start_at)
+                        raise self.error(
+                            f"invalid range: from ({lo}) cannot be > to ({hi})", start_at
+                        )
                     collected.append((lo, hi))
                 else:
                     collected.append((lo, lo))
             if not self.more() or self.peek("]"):
                 return normalize_ranges(collected)
+
+    def at_predefined(self) -> bool:
+        """After a backslash: is an ASCII letter or a backslash next (RegExp's peek set)?"""
+        if not self.more():
+            return False
+        ch = self.s[self.pos]
+        return ch == "\\" or (ch.isascii() and ch.isalpha())
 
     def predefined(self) -> Ranges:
         """RegExp.expandPreDefined: the class after a backslash, or an error for other letters."""
@@ -334,7 +345,7 @@ class _Parser:
         if self.match("<"):
             return self.angle_exp()
         if self.match("\\"):
-            if self.more() and ((self.s[self.pos].isascii() and self.s[self.pos].isalpha()) or self.peek("\\")):
+            if self.at_predefined():
                 return CharSet(self.predefined())
             return Lit(self.next())
         return Lit(self.char_exp())
@@ -379,5 +390,5 @@ def _concat(left: Node, right: Node) -> Node:
 
 
 def parse(pattern: str) -> Node:
-    """Parses ``pattern`` as ES|QL RLIKE does; raises :class:`QuerySyntaxError` where Lucene throws."""
+    """Parses ``pattern`` as ES|QL RLIKE does; raises QuerySyntaxError where Lucene throws."""
     return _Parser(pattern).parse()

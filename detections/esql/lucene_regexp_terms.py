@@ -298,7 +298,9 @@ class Terms:
     def build(self, node: Node) -> int:
         """The term of an (interval-free) AST node."""
         if isinstance(node, Lit):
-            return self.cat([self.charset(self.classes.mask(((ord(c), ord(c)),))) for c in node.text])
+            return self.cat(
+                [self.charset(self.classes.mask(((ord(c), ord(c)),))) for c in node.text]
+            )
         if isinstance(node, CharSet):
             return self.charset(self.classes.mask(node.ranges))
         if isinstance(node, EmptyLang):
@@ -367,10 +369,10 @@ class Terms:
         found = self._front[t] = frozenset(masks)
         return found
 
-    # -- derivatives (per class) ---------------------------------------------------------------------------
+    # -- derivatives (per class) ------------------------------------------------------------------
 
     def derive(self, t: int, cls: int) -> int:
-        """The term matching ``w`` exactly when ``t`` matches ``c + w``, for ``c`` in class ``cls``."""
+        """The term that matches ``w`` iff ``t`` matches ``c + w``, for ``c`` in class ``cls``."""
         key = (t, cls)
         found = self._deriv.get(key)
         if found is None:

@@ -7,6 +7,8 @@ with the position of the offending token, so a rule never fails half-way through
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from detections.errors import QuerySyntaxError
 from detections.esql import ast
 from detections.esql.lexer import Kind, Lexer, Token
@@ -117,7 +119,7 @@ class _Parser:
     def _command(self) -> ast.Command:
         token = self._peek()
         word = token.text.upper() if token.kind is Kind.IDENT else ""
-        handlers = {
+        handlers: dict[str, Callable[[Token], ast.Command]] = {
             "WHERE": self._where,
             "EVAL": self._eval,
             "GROK": self._grok,

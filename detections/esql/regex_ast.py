@@ -79,7 +79,10 @@ class CharSet:
             return r"[^\x00-\x{10FFFF}]"
         if usable.ranges == ((0, 0xD7FF), (0xE000, MAX_CODE_POINT)):
             return r"(?s:.)"
-        parts = [_re2_char(lo) if lo == hi else f"{_re2_char(lo)}-{_re2_char(hi)}" for lo, hi in usable.ranges]
+        parts = [
+            _re2_char(lo) if lo == hi else f"{_re2_char(lo)}-{_re2_char(hi)}"
+            for lo, hi in usable.ranges
+        ]
         return "[" + "".join(parts) + "]"
 
 
@@ -214,18 +217,23 @@ class Marker(Node):
     index: int = -1
 
 
-def emit(node: Node) -> str:
-    """RE2 syntax for ``node`` (JavaDollar is resolved by the Java translator before emitting)."""
+def emit(node: Node, nested: bool = False) -> str:
+    """RE2 syntax for ``node`` (JavaDollar is resolved by the Java translator before emitting).
+
+    ``nested`` is set inside a counted repeat: RE2 refuses nested counts whose product exceeds
+    1000 (the ECS EMAILLOCALPART has ``{1,62}`` inside ``{0,63}``), so inner counted repeats
+    are unrolled into equivalent nested optionals, which keep greedy/lazy priorities.
+    """
     if isinstance(node, Chars):
         return node.cs.to_re2()
     if isinstance(node, Seq):
-        return "".join(emit(item) for item in node.items)
+        return "".join(emit(item, nested) for item in node.items)
     if isinstance(node, Alt):
-        return "(?:" + "|".join(emit(b) for b in node.branches) + ")"
+        return "(?:" + "|".join(emit(b, nested) for b in node.branches) + ")"
     if isinstance(node, Group):
-        return ("(" if node.index is not None else "(?:") + emit(node.body) + ")"
+        return ("(" if node.index is not None else "(?:") + emit(node.body, nested) + ")"
     if isinstance(node, Repeat):
-        return _emit_repeat(node)
+        return _emit_repeat(node, nested)
     if isinstance(node, Assert):
         return node.re2
     if isinstance(node, Marker):
@@ -233,16 +241,49 @@ def emit(node: Node) -> str:
     raise TypeError(f"cannot emit {type(node).__name__}")
 
 
-def _emit_repeat(node: Repeat) -> str:
+def _emit_repeat(node: Repeat, nested: bool) -> str:
     if node.max == 0:
         return ""
     low, high = node.min, node.max
+    lazy = "" if node.greedy else "?"
+    counted = (low, high) not in ((0, None), (1, None), (0, 1))
+    if counted and nested:
+        return _unrolled(node)
+    body = emit(node.body, nested or (counted and (high is None or high > 1)))
     suffix = {(0, None): "*", (1, None): "+", (0, 1): "?"}.get((low, high))
     if suffix is None:
         suffix = f"{{{low},}}" if high is None else f"{{{low},{high}}}"
         if high == low:
             suffix = f"{{{low}}}"
-    return "(?:" + emit(node.body) + ")" + suffix + ("" if node.greedy else "?")
+    return "(?:" + body + ")" + suffix + lazy
+
+
+def _unrolled(node: Repeat) -> str:
+    """``X{m,n}`` as m copies of X, then n-m nested optionals (or ``X*`` when unbounded)."""
+    one = "(?:" + emit(node.body, True) + ")"
+    lazy = "" if node.greedy else "?"
+    head = one * node.min
+    if node.max is None:
+        return head + one + "*" + lazy
+    tail = ""
+    for _ in range(node.max - node.min):
+        tail = "(?:" + one + tail + ")?" + lazy
+    return head + tail
+
+
+def nullable(node: Node) -> bool:
+    """Whether ``node`` can match the empty string."""
+    if isinstance(node, Chars):
+        return False
+    if isinstance(node, Seq):
+        return all(nullable(i) for i in node.items)
+    if isinstance(node, Alt):
+        return any(nullable(b) for b in node.branches)
+    if isinstance(node, Repeat):
+        return node.min == 0 or nullable(node.body)
+    if isinstance(node, Group | Atomic):
+        return nullable(node.body)
+    return True
 
 
 def children(node: Node) -> list[Node]:

@@ -6,6 +6,9 @@
 
 * ``*`` is any string (newlines included), ``?`` exactly one code point, matching is
   case-sensitive and covers the whole value;
+* the empty pattern matches nothing, not even the empty string: ``WildcardQuery.toAutomaton``
+  concatenates an empty list of automata, which Lucene's ``Operations.concatenate`` turns into
+  an automaton without states (verified against Lucene 10.4);
 * ``\\\\`` may only precede ``*``, ``?`` or ``\\\\`` (then that character is literal); a backslash
   before anything else, or a trailing backslash, is rejected at planning ("Invalid sequence -
   escape character is not followed by special wildcard char"), so we reject it at load.
@@ -17,9 +20,11 @@ fallback.
 
 from __future__ import annotations
 
+import functools
+
 from detections.errors import QuerySyntaxError
 from detections.esql.lucene_regexp import Matcher, matcher_from_node
-from detections.esql.lucene_regexp_parser import ANY_CHAR, AnyString, Concat, Lit, Node
+from detections.esql.lucene_regexp_parser import ANY_CHAR, AnyString, Concat, EmptyLang, Lit, Node
 
 __all__ = ["compile_like", "like_to_node"]
 
@@ -50,7 +55,9 @@ def like_to_node(pattern: str) -> Node:
         else:
             literal.append(ch)
         i += 1
-    if literal or not parts:
+    if not parts and not literal:
+        return EmptyLang()
+    if literal:
         parts.append(Lit("".join(literal)))
     node = parts[0]
     for part in parts[1:]:
@@ -58,6 +65,7 @@ def like_to_node(pattern: str) -> Node:
     return node
 
 
+@functools.lru_cache(maxsize=512)
 def compile_like(pattern: str, *, use_re2: bool = True) -> Matcher:
-    """Compiles an ES|QL LIKE pattern into a whole-string, case-sensitive matcher."""
+    """Compiles an ES|QL LIKE pattern into a whole-string, case-sensitive matcher (cached)."""
     return matcher_from_node(pattern, like_to_node(pattern), use_re2=use_re2)

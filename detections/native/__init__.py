@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .loader import NativeCase, NativeRule, load_native_rule, prepare, run_case
+from .loader import NativeRule, load_native_rule, native_rule, prepare, run_case
 from .registry import PREDICATES
 from .remote_download import remote_download_https_hardened
 from .reverse_shell import reverse_shell_hardened
@@ -10,11 +10,11 @@ from .types import NativeHit, NativePredicate
 
 __all__ = [
     "PREDICATES",
-    "NativeCase",
     "NativeHit",
     "NativePredicate",
     "NativeRule",
     "load_native_rule",
+    "native_rule",
     "prepare",
     "remote_download_https_hardened",
     "reverse_shell_hardened",

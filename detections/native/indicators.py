@@ -13,7 +13,7 @@ from typing import Any
 import re2
 
 from detections.exec_request import ExecRequest
-from detections.shell_words import SHELLS, SimpleCommand
+from detections.shell_words import SHELLS, SimpleCommand, shell_script
 
 from .types import NativeHit
 
@@ -126,6 +126,24 @@ def is_shell(cmd: SimpleCommand) -> bool:
 
 def is_interpreter(cmd: SimpleCommand) -> bool:
     return INTERPRETER_NAMES.search(cmd.name) is not None
+
+
+_CODE_FLAGS = frozenset({"-c", "-m", "-e", "-E", "-r", "-p", "-n", "--eval", "--print", "-f"})
+
+
+def runs_stdin(cmd: SimpleCommand) -> bool:
+    """True when a shell or interpreter takes its program from stdin (``| sh``, ``| python3 -``,
+    ``| sh -s - arg``); ``| python3 -m json.tool`` or ``| sh script`` do not."""
+    args = cmd.argv[1:]
+    if is_shell(cmd):
+        if shell_script(cmd.argv) is not None:
+            return False
+        return "s" in short_flags(cmd) or all(a.startswith(("-", "+")) for a in args)
+    if is_interpreter(cmd):
+        return not any(a in _CODE_FLAGS for a in args) and all(
+            a == "-" or a.startswith("-") for a in args
+        )
+    return False
 
 
 def code_text(cmd: SimpleCommand) -> str:

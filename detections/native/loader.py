@@ -18,22 +18,12 @@ from typing import Any
 
 from detections.errors import RuleLoadError
 from detections.exec_request import ExecRequest, parse_exec_request
+from detections.rule_cases import RuleCase, parse_cases
 from detections.rule_meta import RuleMeta, RuleMetaError
 from detections.shell_words import SimpleCommand, normalise
 
 from .registry import PREDICATES
 from .types import NativeHit, NativePredicate
-
-
-@dataclass(frozen=True, slots=True)
-class NativeCase:
-    """One example: the audit ``requestURI`` and ``objectRef.subresource``, and the outcome."""
-
-    uri: str
-    subresource: str | None
-    expect: bool
-    indicator: str | None = None
-    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +34,7 @@ class NativeRule:
     predicate_name: str
     predicate: NativePredicate
     parity_rule_id: str
-    cases: tuple[NativeCase, ...]
+    cases: tuple[RuleCase, ...]
     path: str
 
 
@@ -58,7 +48,7 @@ def prepare(
     return request, normalise(request.argv)
 
 
-def run_case(rule: NativeRule, case: NativeCase) -> NativeHit | None:
+def run_case(rule: NativeRule, case: RuleCase) -> NativeHit | None:
     """Evaluate ``rule`` on one of its cases (``None``: not an exec request or no alert)."""
     prepared = prepare(case.uri, case.subresource)
     return None if prepared is None else rule.predicate(*prepared)
@@ -71,12 +61,13 @@ def load_native_rule(path: Path) -> NativeRule:
         rule = document.get("rule")
         if not isinstance(rule, Mapping):
             raise RuleMetaError("missing [rule] table")
-        return _build(rule, document.get("cases", []), str(path))
+        return native_rule(rule, parse_cases(document), str(path))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RuleMetaError) as err:
         raise RuleLoadError(str(path), str(err)) from err
 
 
-def _build(rule: Mapping[str, Any], cases: Any, path: str) -> NativeRule:
+def native_rule(rule: Mapping[str, Any], cases: tuple[RuleCase, ...], path: str) -> NativeRule:
+    """Bind a ``[rule]`` table to its predicate; raises RuleMetaError with the reason."""
     if rule.get("type") != "native" or rule.get("language") != "python":
         raise RuleMetaError('a native rule needs type = "native" and language = "python"')
     name = rule.get("predicate")
@@ -85,29 +76,11 @@ def _build(rule: Mapping[str, Any], cases: Any, path: str) -> NativeRule:
     parity = rule.get("parity_rule_id", "")
     if not isinstance(parity, str):
         raise RuleMetaError("parity_rule_id must be a string")
-    if not isinstance(cases, list):
-        raise RuleMetaError("[[cases]] must be an array of tables")
     return NativeRule(
         meta=RuleMeta.from_rule_table(rule),
         predicate_name=name,
         predicate=PREDICATES[name],
         parity_rule_id=parity,
-        cases=tuple(_case(c, i) for i, c in enumerate(cases, start=1)),
+        cases=cases,
         path=path,
     )
-
-
-def _case(table: Any, number: int) -> NativeCase:
-    where = f"[[cases]] #{number}"
-    if not isinstance(table, Mapping):
-        raise RuleMetaError(f"{where} is not a table")
-    uri, expect = table.get("uri"), table.get("expect")
-    subresource = table.get("subresource", "exec")
-    indicator, note = table.get("indicator"), table.get("note", "")
-    if not isinstance(uri, str) or not isinstance(expect, bool):
-        raise RuleMetaError(f"{where} needs uri (string) and expect (boolean)")
-    if not isinstance(subresource, str) or not isinstance(note, str):
-        raise RuleMetaError(f"{where}: subresource and note must be strings")
-    if indicator is not None and not isinstance(indicator, str):
-        raise RuleMetaError(f"{where}: indicator must be a string")
-    return NativeCase(uri, subresource or None, expect, indicator, note)

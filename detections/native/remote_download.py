@@ -20,7 +20,7 @@ from .indicators import (
     compile_re2,
     hit,
     is_interpreter,
-    is_shell,
+    runs_stdin,
     url_host_and_path,
 )
 from .types import NativeHit
@@ -45,7 +45,7 @@ _URL = compile_re2(r"""(?i)https://[^\s"'`<>()\\]+""")
 _FETCH_CODE = compile_re2(
     r"(?i)urlopen|urlretrieve|urllib|requests\.|http\.client|httpx|LWP|HTTP::Tiny|getstore"
     r"|open-uri|URI\.open|Net::HTTP|file_get_contents|curl_init|copy\s*\(|fopen\s*\("
-    r"|https\.get|https\.request|fetch\s*\(|axios|invoke-webrequest|\biwr\b|\birm\b"
+    r"|https\.get|https\.request|require\s*\(\s*[\"']https[\"']|fetch\s*\(|axios|invoke-webrequest|\biwr\b|\birm\b"
     r"|invoke-restmethod|downloadstring|downloadfile|socket\.http|wget"
 )
 
@@ -96,11 +96,8 @@ def _cluster_ends(arg: str, letter: str) -> bool:
 
 
 def _executed(cmd: SimpleCommand, cmds: tuple[SimpleCommand, ...]) -> bool:
-    """True when a later stage of the same pipeline is a shell or interpreter."""
-    return any(
-        c.pipeline == cmd.pipeline and c.stage > cmd.stage and (is_shell(c) or is_interpreter(c))
-        for c in cmds
-    )
+    """True when a later stage of the same pipeline runs its stdin as a program."""
+    return any(c.pipeline == cmd.pipeline and c.stage > cmd.stage and runs_stdin(c) for c in cmds)
 
 
 def _allowed(url: str, cmd: SimpleCommand, cmds: tuple[SimpleCommand, ...]) -> bool:

@@ -30,6 +30,7 @@ from .indicators import (
     is_shell,
     netcat_target,
     network_client,
+    runs_stdin,
     short_flags,
     socat_network_host,
     socket_redirects,
@@ -38,7 +39,7 @@ from .interpreters import interpreter_socket
 from .types import NativeHit
 
 Check = Callable[[ExecRequest, SimpleCommand], NativeHit | None]
-_PROBE_ARGV = frozenset({(), (":",), ("true",), ("echo",), ("echo", "-n"), ("cat",), ("exit",)})
+_PROBE_ARGV = frozenset({(), (":",), ("true",), ("cat",), ("exit",)})
 _NC_EXEC_LONG = ("--exec", "--sh-exec", "--lua-exec")
 
 
@@ -56,11 +57,24 @@ def _dev_tcp(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
     if is_interpreter(cmd):
         text = code_text(cmd)
         found += [s for s in (dev_socket(part) for part in text.split()) if s is not None]
-    probe = cmd.argv in _PROBE_ARGV and all(r.op in ("<", ">") for r in cmd.redirects)
+    probe = _is_probe(cmd)
     for host, port in found:
         if not allowed_host(host) and not probe:
             return hit("dev_tcp_connect", cmd, req, f"{host}:{port}")
     return None
+
+
+def _is_probe(cmd: SimpleCommand) -> bool:
+    """An open-and-close port probe: ``: > /dev/tcp/h/p``, ``echo up > ...``, ``cat < ...``.
+
+    Nothing but literal text goes out (an argument with ``$`` or a backtick could carry data)
+    and no descriptor is duplicated, so no shell or file can be wired to the socket."""
+    if not all(r.op in ("<", ">") for r in cmd.redirects):
+        return False
+    if cmd.argv in _PROBE_ARGV:
+        return True
+    literal = not any("$" in a or "`" in a for a in cmd.argv[1:])
+    return cmd.name in ("echo", "printf") and literal
 
 
 def _netcat_exec(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
@@ -125,7 +139,7 @@ def _fifo_relay(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> NativeHit 
 
 def _pipe_to_shell(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> NativeHit | None:
     """A network client and a stdin-reading shell in one pipeline (``telnet h p | sh | ...``)."""
-    shells = {c.pipeline for c in cmds if is_shell(c) and _reads_stdin(c)}
+    shells = {c.pipeline for c in cmds if is_shell(c) and runs_stdin(c)}
     for cmd in cmds:
         if cmd.pipeline not in shells:
             continue
@@ -133,10 +147,6 @@ def _pipe_to_shell(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> NativeH
         if target is not None and not is_shell(cmd):
             return hit("socket_piped_to_shell", cmd, req, target or "listener")
     return None
-
-
-def _reads_stdin(cmd: SimpleCommand) -> bool:
-    return all(a.startswith(("-", "+")) for a in cmd.argv[1:])
 
 
 def reverse_shell_hardened(

@@ -156,8 +156,18 @@ class KafkaCluster:
         return self
 
     def stop(self) -> None:
-        """Stop every node (in parallel) and delete the data. Safe to call more than once."""
-        stop_all(node.process for node in self._nodes if node.process is not None)
+        """Stop every node and delete the data. Safe to call more than once.
+
+        With `keep_logs` (the CLI) nodes get SIGTERM and up to 20 s for a clean shutdown, so the
+        logs end properly. Otherwise they are SIGKILLed: the data is deleted a moment later, and
+        three KRaft nodes stopping together can spend 20 s waiting for a quorum that is gone.
+        """
+        running = [node.process for node in self._nodes if node.process is not None]
+        if self._keep_logs:
+            stop_all(running, timeout=20)
+        else:
+            for process in running:
+                process.stop(kill=True)
         if self._workdir is not None:
             if self._keep_logs:
                 for node in self._nodes:

@@ -21,7 +21,9 @@ RULE_TABLE: dict[str, Any] = {
 }
 
 
-def audit_event(request_uri: str = "/api/v1/namespaces/d/pods/p/exec?command=ls", **extra: Any) -> dict[str, Any]:
+def audit_event(
+    request_uri: str = "/api/v1/namespaces/d/pods/p/exec?command=ls", **extra: Any
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",

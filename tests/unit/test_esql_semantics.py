@@ -31,15 +31,15 @@ from tests.unit.esql_harness import audit_event, run, value, where
         ("true AND missing.field == 1", False),
         ("NOT (true AND missing.field == 1)", False),
         ("NOT (false AND missing.field == 1)", True),
-        ("kubernetes.audit.verb == \"create\"", True),
-        ("kubernetes.audit.verb != \"create\"", False),
-        ("kubernetes.audit.verb IN (\"get\", \"create\")", True),
-        ("kubernetes.audit.verb IN (\"get\", null)", False),  # no match and a null: null
-        ("kubernetes.audit.verb NOT IN (\"get\", null)", False),
-        ("kubernetes.audit.verb NOT IN (\"get\", \"list\")", True),
+        ('kubernetes.audit.verb == "create"', True),
+        ('kubernetes.audit.verb != "create"', False),
+        ('kubernetes.audit.verb IN ("get", "create")', True),
+        ('kubernetes.audit.verb IN ("get", null)', False),  # no match and a null: null
+        ('kubernetes.audit.verb NOT IN ("get", null)', False),
+        ('kubernetes.audit.verb NOT IN ("get", "list")', True),
         ("kubernetes.audit.verb == 1", False),  # keyword vs number: no match, never an error
-        ("kubernetes.audit.verb < \"d\"", True),
-        ("kubernetes.audit.verb > \"d\"", False),
+        ('kubernetes.audit.verb < "d"', True),
+        ('kubernetes.audit.verb > "d"', False),
     ],
 )
 def test_where_keeps_only_true(condition: str, kept: bool) -> None:
@@ -87,9 +87,9 @@ def test_like_and_rlike_on_null_are_null() -> None:
         ('SUBSTRING("kubernetes", 2, -1)', None),
         ('STARTS_WITH("kubectl", "kube")', True),
         ('ENDS_WITH("kubectl", "ctl")', True),
-        ('LOCATE("kubernetes", "ne")', 5),
+        ('LOCATE("kubernetes", "ne")', 6),
         ('LOCATE("kubernetes", "zz")', 0),
-        ('LOCATE("kubernetes", "e", 5)', 6),
+        ('LOCATE("kubernetes", "e", 5)', 7),
         ('TRIM("  \\t padded \\n ")', "padded"),
         ('SPLIT("a,b,,c", ",")', ("a", "b", "", "c")),
         ('SPLIT("abc", ",")', "abc"),

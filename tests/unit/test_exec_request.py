@@ -189,7 +189,7 @@ _ARGS = st.lists(st.text(max_size=40), min_size=1, max_size=8)
 def test_roundtrip_any_argv_any_client_order(argv: list[str], space: str, order: int) -> None:
     """Whatever a client encodes and however it orders keys, argv comes back unchanged."""
     others = ["container=c", "stdin=true", "stdout=1", "tty=False", "x=%zz", "junk;=1"]
-    parts = others[:order] + [commands(argv, space)] + others[order:]
+    parts = [*others[:order], commands(argv, space), *others[order:]]
     req = parse("&".join(parts))
     assert req.argv == tuple(argv)
     assert req.container == "c"

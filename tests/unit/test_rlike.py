@@ -338,7 +338,9 @@ _TEXTS = st.text(alphabet="abc /\n-_xA", max_size=10)
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_regex_pairs(), st.lists(_TEXTS, min_size=1, max_size=5))
-def test_agrees_with_python_re_on_the_common_grammar(pair: tuple[str, str], texts: list[str]) -> None:
+def test_agrees_with_python_re_on_the_common_grammar(
+    pair: tuple[str, str], texts: list[str]
+) -> None:
     lucene, python = pair
     reference = re.compile(python, re.DOTALL)
     for matcher in both(lucene):

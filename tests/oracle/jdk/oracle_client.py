@@ -65,7 +65,15 @@ def build() -> tuple[Path, Path]:
         raise OracleUnavailableError("mvn is needed to resolve elasticsearch-grok")
     lib = root / "lib"
     subprocess.run(
-        [mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), "dependency:copy-dependencies", f"-DoutputDirectory={lib}"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(HERE / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+        ],
         check=True,
         timeout=600,
     )

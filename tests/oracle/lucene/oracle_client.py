@@ -68,7 +68,15 @@ def build() -> Path:
         raise OracleUnavailable("mvn and javac are needed to build the Lucene oracle")
     lib = root / "lib"
     subprocess.run(
-        [mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), "dependency:copy-dependencies", f"-DoutputDirectory={lib}"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(HERE / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib}",
+        ],
         check=True,
         timeout=600,
     )
@@ -87,7 +95,9 @@ class LuceneOracle:
 
     def __init__(self) -> None:
         root = build()
-        classpath = os.pathsep.join([str(root / "classes"), str(root / "lib" / f"lucene-core-{LUCENE_VERSION}.jar")])
+        classpath = os.pathsep.join(
+            [str(root / "classes"), str(root / "lib" / f"lucene-core-{LUCENE_VERSION}.jar")]
+        )
         self._proc = subprocess.Popen(
             [find_java21(), "-cp", classpath, "LuceneOracle"],
             stdin=subprocess.PIPE,

@@ -1,0 +1,140 @@
+"""(f) Detection latency at a fixed input rate: produce → alert readable on the alert topic.
+
+The runner produces at ``rate`` messages/s (token bucket) and notes the wall time at which the
+first stage of every malicious exec request is handed to the producer (the record's CreateTime
+moment); a consumer thread on the alert topic notes when the first alert for each auditID
+arrives. Latency = arrival - produce, per auditID; producer linger, broker, the service's
+batching and commit-independent alert flush are all inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from benchmarks import procs
+from benchmarks.data import Dataset
+from benchmarks.kafka_tools import GroupWatcher, wait_for
+from stream.traffic import produce
+
+
+@dataclass
+class Latency:
+    rate_target: float
+    rate_achieved: float
+    samples: int
+    missing: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    peak_rss_mb: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AlertClock:
+    """Consumes the alert topic from the beginning; first arrival time per auditID."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.arrivals: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "benchmarks-alert-clock",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        self._thread = threading.Thread(target=self._run, name="alert-clock", daemon=True)
+
+    def start(self) -> AlertClock:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(num_messages=100, timeout=0.05):
+                now = time.time()
+                if msg.error() is None:
+                    audit_id = json.loads(msg.value())["event"]["audit_id"]
+                    self.arrivals.setdefault(audit_id, now)
+        self._consumer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def measure_latency(
+    *,
+    bootstrap: str,
+    dataset: Dataset,
+    rate: float,
+    service_argv: Sequence[str],
+    group: str,
+    topic: str,
+    alert_topic: str,
+    partitions: int,
+) -> Latency:
+    watcher = GroupWatcher(bootstrap, group, topic)
+    service = procs.spawn(service_argv, "latency-service")
+    try:
+        if not wait_for(lambda: watcher.assignment() == (1, partitions), 90):
+            raise RuntimeError("the service did not join its group in time")
+        clock = AlertClock(bootstrap, alert_topic, partitions).start()
+        expected = dataset.malicious_ids()
+        sent: dict[str, float] = {}
+        started = time.monotonic()
+        produce(bootstrap, topic, dataset.messages(), rate=rate, on_sent=_first_send(sent, expected))
+        achieved = dataset.count / (time.monotonic() - started)
+        wait_for(lambda: expected <= clock.arrivals.keys(), 20)
+        clock.stop()
+        rss = procs.peak_rss_mb(service.pid) or 0.0
+    finally:
+        procs.stop(service)
+    return _summarise(rate, achieved, sent, clock.arrivals, rss)
+
+
+def _first_send(sent: dict[str, float], wanted: set[str]) -> Callable[[bytes | None, float], None]:
+    def note(key: bytes | None, at: float) -> None:
+        if key is not None:
+            audit_id = key.decode()
+            if audit_id in wanted and audit_id not in sent:
+                sent[audit_id] = at
+
+    return note
+
+
+def _summarise(
+    rate: float, achieved: float, sent: dict[str, float], arrivals: dict[str, float], rss: float
+) -> Latency:
+    latencies = sorted(
+        (arrivals[a] - t) * 1000 for a, t in sent.items() if a in arrivals
+    )
+    return Latency(
+        rate_target=rate,
+        rate_achieved=round(achieved, 1),
+        samples=len(latencies),
+        missing=len(sent) - len(latencies),
+        p50_ms=round(_rank(latencies, 0.50), 1),
+        p99_ms=round(_rank(latencies, 0.99), 1),
+        max_ms=round(latencies[-1], 1) if latencies else math.nan,
+        peak_rss_mb=round(rss, 1),
+    )
+
+
+def _rank(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted ``values``."""
+    if not values:
+        return math.nan
+    return values[max(math.ceil(q * len(values)) - 1, 0)]

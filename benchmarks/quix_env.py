@@ -1,0 +1,62 @@
+"""The virtualenv Quix Streams runs in: ``benchmarks/.venv-quix`` (gitignored), made on demand.
+
+quixstreams 3.x pins ``confluent-kafka < 2.13`` and we need ``>= 2.13``, so it cannot share our
+venv. Ours is put on its PYTHONPATH instead; only what ``DetectionPipeline`` imports beyond the
+standard library (google-re2) is installed next to quixstreams.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.data import REPO
+
+VENV = REPO / "benchmarks" / ".venv-quix"
+PACKAGES = ("quixstreams", "google-re2")
+
+
+class QuixUnavailable(RuntimeError):
+    """The Quix virtualenv could not be made; the (d) figure is skipped with this reason."""
+
+
+def quix_python(*, create: bool = True) -> Path:
+    """The Quix venv's interpreter, creating the venv first when ``create`` and it is absent."""
+    python = VENV / "bin" / "python"
+    if _works(python):
+        return python
+    if not create:
+        raise QuixUnavailable(f"{VENV} is absent (not created in --quick runs)")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *PACKAGES],
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        detail = getattr(err, "stderr", b"") or b""
+        raise QuixUnavailable(f"cannot install {', '.join(PACKAGES)}: {err} {detail[-400:]!r}") from err
+    if not _works(python):
+        raise QuixUnavailable("quixstreams installed but does not import")
+    return python
+
+
+def _works(python: Path) -> bool:
+    if not python.exists():
+        return False
+    done = subprocess.run(
+        [str(python), "-c", "import quixstreams, re2"], capture_output=True, timeout=60
+    )
+    return done.returncode == 0
+
+
+def quix_version(python: Path) -> str:
+    done = subprocess.run(
+        [str(python), "-c", "import quixstreams, confluent_kafka as c; "
+         "print(quixstreams.__version__, c.version()[0])"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout.strip()

@@ -1,0 +1,289 @@
+"""One command for every figure of issue 6: ``python -m benchmarks.run [--events N] [--quick]``.
+
+Starts a real Kafka broker (``tests.harness.kafka``), produces each data set once, then runs the
+contenders one after another against the same topics (see ``docs/benchmarks.md`` for what each
+letter is and how it is timed), and writes ``benchmarks/results.json`` and
+``docs/benchmarks.md``. ``--quick`` is a smoke run on a few thousand events; it writes its
+results under ``benchmarks/out/`` and leaves the committed figures alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import procs, report
+from benchmarks.data import OUT, Dataset, ensure_dataset
+from benchmarks.kafka_tools import count_messages, create_topics, end_offsets
+from benchmarks.latency import measure_latency
+from benchmarks.quix_env import QuixUnavailable, quix_python, quix_version
+from benchmarks.throughput import measure_group
+from stream.traffic import produce
+
+PARTITIONS = 2
+CONTENDERS = ("a", "b", "c", "d", "e", "f", "h", "i")
+
+
+@dataclass(frozen=True)
+class Plan:
+    events: int
+    exec_events: int
+    latency_rate: float
+    latency_seconds: float
+    quick: bool
+    only: frozenset[str]
+
+    @property
+    def latency_events(self) -> int:
+        return int(self.latency_rate * self.latency_seconds)
+
+    @property
+    def timeout(self) -> float:
+        return 90.0 + self.events / 1000
+
+
+@dataclass(frozen=True)
+class Data:
+    mix: Dataset
+    exec_only: Dataset
+    latency: Dataset
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plan = _plan(argv)
+    started = time.monotonic()
+    results = run(plan)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    if plan.quick:
+        (OUT / "results-quick.json").write_text(json.dumps(results, indent=2) + "\n")
+        (OUT / "benchmarks-quick.md").write_text(report.render(results))
+    else:
+        report.write(results, doc=True)
+    print(report.print_targets(results))
+    print(f"done in {results['elapsed_s']} s")
+    failed = [k for k in CONTENDERS if isinstance(results.get(k), dict) and "error" in results[k]]
+    return 1 if failed and plan.quick else 0
+
+
+def _plan(argv: Sequence[str] | None) -> Plan:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--events", type=int, default=None, help="default 200000 (quick: 6000)")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument(
+        "--only", default=",".join(CONTENDERS), help="letters to run, e.g. a,b,f (default all)"
+    )
+    args = parser.parse_args(argv)
+    quick = bool(args.quick)
+    events = args.events or (6_000 if quick else 200_000)
+    return Plan(
+        events=events,
+        exec_events=3_000 if quick else 60_000,
+        latency_rate=5_000.0,
+        latency_seconds=3.0 if quick else 20.0,
+        quick=quick,
+        only=frozenset(args.only.split(",")),
+    )
+
+
+def _datasets(plan: Plan) -> Data:
+    return Data(
+        mix=ensure_dataset("mix", plan.events, seed=1, exec_share=0.02, malicious_share=0.1),
+        exec_only=ensure_dataset(
+            "exec", plan.exec_events, seed=2, exec_share=1.0, malicious_share=0.1
+        ),
+        latency=ensure_dataset(
+            "latency", plan.latency_events, seed=3, exec_share=0.02, malicious_share=0.5
+        ),
+    )
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    from tests.harness.kafka import KafkaCluster  # noqa: PLC0415 - dev-only harness
+
+    results: dict[str, Any] = {"quick": plan.quick, "machine": report.machine()}
+    _say("generating data sets (cached in benchmarks/out/)")
+    data = _datasets(plan)
+    _say("starting the broker")
+    with KafkaCluster(nodes=1) as cluster:
+        bench = Bench(cluster.bootstrap, plan, data, results)
+        bench.load()
+        bench.contenders()
+    results["ratios"] = report.ratios(results)
+    return results
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    """The contenders against one broker; each result (or its failure) lands in ``results``."""
+
+    def __init__(self, bootstrap: str, plan: Plan, data: Data, results: dict[str, Any]) -> None:
+        self.bootstrap = bootstrap
+        self.plan = plan
+        self.data = data
+        self.results = results
+        self.end: dict[str, dict[int, int]] = {}
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        inputs = ["mix", "exec", "latency"]
+        outputs = [f"alerts-{k}" for k in CONTENDERS] + [f"dead-{k}" for k in CONTENDERS]
+        create_topics(self.bootstrap, inputs + outputs, PARTITIONS)
+        rate = 0.0
+        for topic, dataset in (("mix", self.data.mix), ("exec", self.data.exec_only)):
+            _say(f"producing {dataset.count:,} messages to {topic}")
+            started = time.monotonic()
+            produce(self.bootstrap, topic, dataset.messages())
+            if topic == "mix":
+                rate = dataset.count / (time.monotonic() - started)
+            self.end[topic] = end_offsets(self.bootstrap, topic, PARTITIONS)
+        self.results["workload"] = {
+            "events": self.data.mix.count,
+            "exec_share": 0.02,
+            "malicious_share": 0.1,
+            "mean_bytes": self.data.mix.size_bytes() // max(self.data.mix.count, 1),
+            "produce_eps": round(rate, 1),
+            "exec_events": self.data.exec_only.count,
+            "latency_events": self.data.latency.count,
+            "latency_rate": int(self.plan.latency_rate),
+            "partitions": PARTITIONS,
+        }
+
+    # -- contenders -----------------------------------------------------------------------------
+
+    def contenders(self) -> None:
+        steps: dict[str, Callable[[], dict[str, Any]]] = {
+            "a": lambda: self._group("a", [self._bare_argv()], "mix"),
+            "b": lambda: self._group("b", [self._service_argv("b", "mix")], "mix"),
+            "c": lambda: self._group("c", [self._naive_argv()], "mix"),
+            "d": self._quix,
+            "e": self._scan,
+            "h": lambda: self._group("h", [self._service_argv("h", "exec")], "exec"),
+            "i": lambda: self._group("i", [self._service_argv("i", "mix")] * 2, "mix"),
+            "f": self._latency,
+        }
+        for key, step in steps.items():
+            if key not in self.plan.only:
+                continue
+            _say(f"running ({key})")
+            try:
+                self.results[key] = step()
+            except Exception as err:  # one contender failing must not lose the others' figures
+                traceback.print_exc()
+                self.results[key] = {"error": f"{type(err).__name__}: {err}"[:300]}
+            _say(f"({key}): {self.results[key]}")
+
+    def _group(self, key: str, argvs: list[list[str]], topic: str) -> dict[str, Any]:
+        result = measure_group(
+            key,
+            argvs,
+            bootstrap=self.bootstrap,
+            group=f"bench-{key}",
+            topic=topic,
+            end=self.end[topic],
+            timeout=self.plan.timeout,
+        ).as_dict()
+        result["alerts"] = count_messages(self.bootstrap, f"alerts-{key}", PARTITIONS)
+        return result
+
+    def _service_argv(self, key: str, topic: str) -> list[str]:
+        return [
+            procs.python(), "-m", "stream.cli", "run",
+            "--bootstrap-servers", self.bootstrap,
+            "--input-topic", topic,
+            "--group-id", f"bench-{key}",
+            "--alert-topic", f"alerts-{key}",
+            "--dead-letter-topic", f"dead-{key}",
+            "--alert-format", "json",
+            "--http-port", "0",
+            "--commit-interval", "0.25",
+            "--log-format", "json",
+        ]  # fmt: skip
+
+    def _bare_argv(self) -> list[str]:
+        return [
+            procs.python(), "-m", "benchmarks.contenders.bare", "--bootstrap", self.bootstrap,
+            "--topic", "mix", "--group", "bench-a", "--expect", str(sum(self.end["mix"].values())),
+        ]  # fmt: skip
+
+    def _naive_argv(self) -> list[str]:
+        return [
+            procs.python(), "-m", "benchmarks.contenders.naive", "--bootstrap", self.bootstrap,
+            "--topic", "mix", "--group", "bench-c", "--alert-topic", "alerts-c",
+        ]  # fmt: skip
+
+    def _quix(self) -> dict[str, Any]:
+        try:
+            python = quix_python(create=not self.plan.quick)
+        except QuixUnavailable as err:
+            return {"error": f"skipped: {err}"}
+        argv = [
+            str(python), "-m", "benchmarks.contenders.quix_host", "--bootstrap", self.bootstrap,
+            "--topic", "mix", "--group", "bench-d", "--alert-topic", "alerts-d",
+        ]  # fmt: skip
+        result = self._group("d", [argv], "mix")
+        result["versions"] = quix_version(python)
+        return result
+
+    def _scan(self) -> dict[str, Any]:
+        empty = OUT / "empty.jsonl"
+        empty.write_bytes(b"")
+        idle, _, _ = _timed_scan(empty, OUT / "scan-empty.out")
+        elapsed, rss, alerts = _timed_scan(self.data.mix.values, OUT / "scan-alerts.jsonl")
+        work = max(elapsed - idle, 1e-3)
+        return {
+            "messages": self.data.mix.count,
+            "startup_s": round(idle, 3),
+            "work_s": round(work, 3),
+            "total_s": round(elapsed, 3),
+            "events_per_s": round(self.data.mix.count / work, 1),
+            "events_per_s_total": round(self.data.mix.count / elapsed, 1),
+            "peak_rss_mb": [round(rss, 1)],
+            "alerts": alerts,
+        }
+
+    def _latency(self) -> dict[str, Any]:
+        return measure_latency(
+            bootstrap=self.bootstrap,
+            dataset=self.data.latency,
+            rate=self.plan.latency_rate,
+            service_argv=self._service_argv("f", "latency"),
+            group="bench-f",
+            topic="latency",
+            alert_topic="alerts-f",
+            partitions=PARTITIONS,
+        ).as_dict()
+
+
+def _timed_scan(path: Path, out: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, alert lines) of ``auditstream scan path``."""
+    argv = [procs.python(), "-m", "stream.cli", "scan", str(path)]
+    started = time.monotonic()
+    with out.open("wb") as sink:
+        child = subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.DEVNULL, env=procs.python_env(), cwd=OUT
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.monotonic() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"scan exited with {child.returncode}")
+    with out.open("rb") as alerts:
+        count = sum(1 for _ in alerts)
+    return elapsed, usage.ru_maxrss / 1024, count
+
+
+if __name__ == "__main__":
+    sys.exit(main())

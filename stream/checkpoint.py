@@ -1,0 +1,163 @@
+"""At-least-once delivery as one visible object: when, and how, input offsets are committed.
+
+A checkpoint runs in numbered steps:
+
+1. serve the producer's delivery callbacks, so that every acknowledgement already received
+   counts;
+2. raise any latched delivery error (:class:`stream.errors.DeliveryError`): an output was lost,
+   so nothing may be committed and the replica must restart;
+3. take, per partition, the committable offset from the :class:`OffsetTracker`: one past the
+   longest prefix of messages whose every output (alerts, dead letters) the broker acknowledged,
+   keeping only the partitions that moved since their last commit;
+4. commit exactly those offsets, synchronously;
+5. check each partition's error in the broker's answer.
+
+It runs on an interval, on partition revoke (after flushing the producer, see
+:mod:`stream.service`) and on shutdown. A commit that fails (broker away, coordinator moving) is
+logged and counted, and the offsets are simply held: the next checkpoint commits them or later
+ones. Committing less is always safe; committing past unacknowledged output never happens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from stream.delivery import Delivery
+from stream.metrics import Metrics
+from stream.offset_tracker import OffsetTracker, Partition
+from stream.retrying import bounded
+
+_log = structlog.get_logger("auditstream.checkpoint")
+
+
+class CommitFailed(Exception):
+    """A commit did not (fully) succeed; its offsets are held for the next attempt."""
+
+    def __init__(self, detail: str, *, retriable: bool) -> None:
+        self.retriable = retriable
+        super().__init__(detail)
+
+
+class Checkpoint:
+    def __init__(
+        self,
+        consumer: Consumer,
+        delivery: Delivery,
+        tracker: OffsetTracker,
+        metrics: Metrics,
+        *,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consumer = consumer
+        self._delivery = delivery
+        self._tracker = tracker
+        self._metrics = metrics
+        self._interval = interval
+        self._clock = clock
+        self._next_due = clock() + interval
+        self._committed: dict[Partition, int] = {}
+
+    def due(self) -> bool:
+        return self._clock() >= self._next_due
+
+    @property
+    def committed(self) -> dict[Partition, int]:
+        """What this replica last committed per partition (for logs and tests)."""
+        return dict(self._committed)
+
+    def commit(self, trigger: str, partitions: Collection[Partition] | None = None) -> bool:
+        """One checkpoint; False (logged, counted) when the broker did not take it all.
+
+        Raises :class:`stream.errors.DeliveryError` (step 2): that one is not retried.
+        """
+        self._next_due = self._clock() + self._interval
+        try:
+            self._commit_once(trigger, partitions)
+        except CommitFailed as err:
+            self._metrics.commit_failures.labels(trigger).inc()
+            _log.warning("checkpoint_failed", trigger=trigger, error=str(err))
+            return False
+        return True
+
+    def commit_with_retries(
+        self, trigger: str, deadline: float, partitions: Collection[Partition] | None = None
+    ) -> bool:
+        """Like :meth:`commit`, retrying retriable failures until ``deadline`` s have passed."""
+        retrying = bounded(
+            f"commit_{trigger}",
+            deadline=deadline,
+            retriable=lambda err: isinstance(err, CommitFailed) and err.retriable,
+            initial=0.1,
+            longest=1.0,
+        )
+        try:
+            retrying(self._commit_once, trigger, partitions)
+        except CommitFailed as err:
+            self._metrics.commit_failures.labels(trigger).inc()
+            _log.error("checkpoint_failed", trigger=trigger, error=str(err), gave_up=True)
+            return False
+        return True
+
+    def forget(self, partitions: Collection[Partition]) -> None:
+        """A revoked partition's last commit is no longer ours to compare against."""
+        for partition in partitions:
+            self._committed.pop(partition, None)
+
+    def _commit_once(self, trigger: str, partitions: Collection[Partition] | None) -> None:
+        self._delivery.poll(0)  # 1. acknowledgements already received count
+        self._delivery.raise_delivery_errors()  # 2. lost output: never commit past it
+        offsets = self._moved(partitions)  # 3. acked prefixes that moved
+        if not offsets:
+            return
+        try:  # 4. synchronously
+            answer = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as err:
+            error: KafkaError = err.args[0]
+            raise CommitFailed(
+                f"{error.name()}: {error.str()}", retriable=_retriable(error)
+            ) from err
+        failed: list[tuple[TopicPartition, KafkaError]] = []
+        for tp in answer or ():  # 5. per partition
+            if tp.error is None:
+                self._committed[(tp.topic, tp.partition)] = tp.offset
+            else:
+                failed.append((tp, tp.error))
+        if failed:
+            detail = ", ".join(f"{tp.topic}[{tp.partition}]: {error}" for tp, error in failed)
+            raise CommitFailed(detail, retriable=all(_retriable(e) for _, e in failed))
+        self._metrics.commits.labels(trigger).inc()
+        _log.info(
+            "checkpoint_committed",
+            trigger=trigger,
+            offsets={f"{tp.topic}[{tp.partition}]": tp.offset for tp in offsets},
+        )
+
+    def _moved(self, partitions: Collection[Partition] | None) -> list[TopicPartition]:
+        positions = self._tracker.committable_all()
+        wanted = positions.keys() if partitions is None else set(partitions) & positions.keys()
+        return [
+            TopicPartition(topic, partition, positions[(topic, partition)])
+            for topic, partition in sorted(wanted)
+            if self._committed.get((topic, partition)) != positions[(topic, partition)]
+        ]
+
+
+def _retriable(error: KafkaError) -> bool:
+    """Worth another try: transport trouble, a coordinator that is loading or moving."""
+    if error.retriable():
+        return True
+    return error.code() in (
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._WAIT_COORD,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._ALL_BROKERS_DOWN,
+    )

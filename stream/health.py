@@ -1,0 +1,104 @@
+"""``/metrics``, ``/healthz`` and ``/readyz`` over HTTP, on a thread beside the loop.
+
+- ``/healthz`` (liveness): 200 while the processing loop has turned within ``stale_after``
+  seconds. A stuck loop (a hung call, a dead thread) fails it and the orchestrator restarts the
+  replica. A broker outage does not fail it: the loop keeps turning while it waits.
+- ``/readyz`` (readiness): 200 when the consumer owns at least one partition and a broker
+  connection is up (from librdkafka statistics and error callbacks).
+- ``/metrics``: the service's own Prometheus registry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+TEXT: Final = "text/plain; charset=utf-8"
+
+
+class Health:
+    """Loop heartbeat, partition count and broker reachability; safe to read from any thread."""
+
+    def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stale_after = stale_after
+        self._clock = clock
+        self._last_beat: float | None = None
+        self.assigned = 0
+        self.broker_reachable = False
+
+    def beat(self) -> None:
+        self._last_beat = self._clock()
+
+    def stop_beating(self) -> None:
+        self._last_beat = None
+
+    def alive(self) -> tuple[bool, str]:
+        if self._last_beat is None:
+            return False, "loop not running"
+        age = self._clock() - self._last_beat
+        if age > self.stale_after:
+            return False, f"loop stuck for {age:.1f}s"
+        return True, f"loop turned {age:.1f}s ago"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.assigned:
+            return False, "no partitions assigned"
+        if not self.broker_reachable:
+            return False, "no broker reachable"
+        return True, f"{self.assigned} partitions assigned"
+
+
+class HttpEndpoint:
+    """A small HTTP server for probes and scrapes; ``port`` is the bound port (0 picks one)."""
+
+    def __init__(self, host: str, port: int, health: Health, registry: CollectorRegistry) -> None:
+        handler = _handler(health, registry)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="auditstream-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> HttpEndpoint:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _handler(health: Health, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+            elif path in ("/healthz", "/readyz"):
+                ok, detail = health.alive() if path == "/healthz" else health.ready()
+                self._send(200 if ok else 503, TEXT, f"{'ok' if ok else 'fail'}: {detail}\n")
+            else:
+                self._send(404, TEXT, "not found\n")
+
+        def _send(self, status: int, content_type: str, body: bytes | str) -> None:
+            data = body.encode() if isinstance(body, str) else body
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Probes every few seconds would drown the logs."""
+
+    return Handler

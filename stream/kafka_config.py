@@ -1,0 +1,131 @@
+"""librdkafka configuration for our clients, merged in one fixed order.
+
+Our defaults, then the user's properties (``[kafka]`` for every client, then ``[consumer]`` or
+``[producer]``), then the keys at-least-once depends on, which nobody may change:
+
+- consumer: ``enable.auto.commit=false`` and ``enable.auto.offset.store=false`` (offsets are
+  committed by :mod:`stream.checkpoint` only after the outputs are acknowledged), and
+  cooperative rebalancing: ``partition.assignment.strategy=cooperative-sticky`` with the classic
+  protocol, or ``group.protocol=consumer`` (KIP-848, Kafka 4.0+ brokers), where the broker
+  assigns and the client-side assignor and session settings do not exist;
+- producer: ``enable.idempotence=true`` and ``acks=all`` (no duplicates from producer retries,
+  no acknowledgement before the in-sync replicas have the record).
+
+A user property that contradicts an enforced one is rejected with an error naming both, rather
+than silently overridden. The caller's mappings are never mutated: every function returns a new
+dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from stream.errors import SettingsError
+from stream.settings_types import ClientValue, KafkaSettings
+
+ClientConfig = dict[str, object]
+
+CONSUMER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
+    "auto.offset.reset": "earliest",
+    "client.id": "auditstream",
+    "socket.keepalive.enable": True,
+    # Fail over quickly after an outage instead of backing off for the default 10 s.
+    "reconnect.backoff.max.ms": 2000,
+}
+PRODUCER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
+    "client.id": "auditstream",
+    "linger.ms": 10,
+    "compression.type": "lz4",
+    "socket.keepalive.enable": True,
+    "reconnect.backoff.max.ms": 2000,
+}
+CONSUMER_ENFORCED: Final[Mapping[str, ClientValue]] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+}
+PROTOCOL_ENFORCED: Final[Mapping[str, Mapping[str, ClientValue]]] = {
+    "classic": {"group.protocol": "classic", "partition.assignment.strategy": "cooperative-sticky"},
+    "consumer": {"group.protocol": "consumer"},
+}
+# Classic-protocol settings that KIP-848 moved to the broker; librdkafka refuses them there.
+CLASSIC_ONLY: Final = frozenset(
+    {"partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms"}
+)
+PRODUCER_ENFORCED: Final[Mapping[str, ClientValue]] = {"enable.idempotence": True, "acks": "all"}
+# Properties that have a setting of their own: one place to give them, not two.
+OWNED: Final[Mapping[str, str]] = {
+    "bootstrap.servers": "bootstrap_servers",
+    "group.id": "group_id",
+    "statistics.interval.ms": "stats_interval",
+}
+_SYNONYMS: Final[Mapping[str, str]] = {"-1": "all", "1": "true", "0": "false"}
+
+
+def consumer_config(kafka: KafkaSettings) -> ClientConfig:
+    """The consumer's configuration (without callbacks, which the service adds)."""
+    user = {**kafka.common, **kafka.consumer}
+    _reject_owned(user, "consumer")
+    if kafka.group_protocol == "consumer":
+        for key in sorted(CLASSIC_ONLY & user.keys()):
+            raise SettingsError(
+                f"{key} does not exist with group_protocol=consumer (KIP-848: the broker "
+                "assigns partitions and owns the session); remove it or use classic",
+                f"[consumer] {key}",
+            )
+    enforced = {**CONSUMER_ENFORCED, **PROTOCOL_ENFORCED[kafka.group_protocol]}
+    ours = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "group.id": kafka.group_id,
+        "statistics.interval.ms": int(kafka.stats_interval * 1000),
+        **CONSUMER_DEFAULTS,
+    }
+    return merge(ours, user, enforced, role="consumer")
+
+
+def producer_config(kafka: KafkaSettings) -> ClientConfig:
+    """The producer's configuration (without callbacks, which the service adds)."""
+    user = {**kafka.common, **kafka.producer}
+    _reject_owned(user, "producer")
+    user.pop("group.id", None)  # harmless in [kafka]; a producer has no group
+    ours = {"bootstrap.servers": kafka.bootstrap_servers, **PRODUCER_DEFAULTS}
+    return merge(ours, user, PRODUCER_ENFORCED, role="producer")
+
+
+def check_client_configs(kafka: KafkaSettings) -> None:
+    """Build both configurations once at start-up so that conflicts fail there."""
+    consumer_config(kafka)
+    producer_config(kafka)
+
+
+def merge(
+    defaults: Mapping[str, object],
+    user: Mapping[str, object],
+    enforced: Mapping[str, object],
+    *,
+    role: str,
+) -> ClientConfig:
+    """``defaults``, then ``user``, then ``enforced``, in a new dict.
+
+    Raises :class:`SettingsError` when ``user`` gives an enforced key a different value; the
+    same value in another spelling (``acks=-1``, ``"true"``) is accepted.
+    """
+    for key, required in enforced.items():
+        if key in user and _normal(user[key]) != _normal(required):
+            raise SettingsError(
+                f"{key}={user[key]!r} contradicts {key}={_normal(required)}, which auditstream "
+                f"requires for at-least-once delivery; remove it",
+                f"[{role}] {key}",
+            )
+    return {**defaults, **user, **enforced}
+
+
+def _reject_owned(user: Mapping[str, object], role: str) -> None:
+    for key, setting in OWNED.items():
+        if key in user and not (role == "producer" and key == "group.id"):
+            raise SettingsError(f"set {key} with the {setting} setting instead", f"[{role}] {key}")
+
+
+def _normal(value: object) -> str:
+    text = str(value).strip().lower()
+    return _SYNONYMS.get(text, text)

@@ -1,0 +1,342 @@
+"""``auditstream run``: the long-lived consumer service, one replica of a consumer group.
+
+The data path, top to bottom: ``consume`` a batch → :class:`MessageProcessor` (pipeline, alerts
+and dead letters produced, offsets tracked) → ``poll`` the producer → :class:`Checkpoint` on its
+interval. Rebalance callbacks flush and commit what is revoked within a bounded budget. A stop
+request (SIGTERM/SIGINT, or :meth:`Service.stop`) ends the loop between batches; then the
+producer is flushed, the acknowledged work committed and the clients closed.
+
+Exit codes: 0 stopped cleanly; 2 invalid configuration; 4 a fatal failure (an output the broker
+did not acknowledge, e.g. a producer message timeout; a fatal client error; topics or registry
+unusable at start-up). After a failure nothing more is committed: the orchestrator restarts the
+replica, which resumes from the last offsets whose outputs were all acknowledged.
+
+Broker outages are not failures: the consumer and producer reconnect by themselves, commits
+that fail are logged and held (retried at the next checkpoint), and produced records wait in the
+producer until ``message.timeout.ms``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from detections.engine import Detector
+from detections.rule_loader import LoadedRule
+from stream.alert_sink import AlertSink, Encoder, avro_encoder, json_encoder
+from stream.alert_window import RecentAlerts
+from stream.checkpoint import Checkpoint
+from stream.dead_letters import DeadLetterSink
+from stream.delivery import Delivery
+from stream.errors import FatalClientError, SettingsError, StartupError, StreamError
+from stream.health import Health, HttpEndpoint
+from stream.kafka_config import consumer_config, producer_config
+from stream.logs import librdkafka_logger
+from stream.metrics import Metrics, parse_statistics
+from stream.offset_tracker import OffsetTracker, Partition
+from stream.pipeline import DetectionPipeline
+from stream.processor import MessageProcessor
+from stream.retrying import bounded
+from stream.settings_types import Settings
+
+EXIT_OK: Final = 0
+EXIT_CONFIG: Final = 2
+EXIT_FATAL: Final = 4
+_log = structlog.get_logger("auditstream.service")
+_REBALANCE_EVENTS: Final = {
+    "assign": "partitions_assigned",
+    "revoke": "partitions_revoked",
+    "lost": "partitions_lost",
+}
+
+
+class Service:
+    """One replica. Build it, then :meth:`run` (blocking) in any thread; :meth:`stop` ends it."""
+
+    def __init__(
+        self, settings: Settings, rules: Sequence[LoadedRule], *, metrics: Metrics | None = None
+    ) -> None:
+        self.settings = settings
+        self._rules = rules
+        self.metrics = metrics or Metrics()
+        self.health = Health(settings.http.stale_after)
+        self.http_port: int | None = None
+        self.started = threading.Event()  # the HTTP endpoint is up and clients are created
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None  # latched in callbacks, raised by the loop
+        self._failed = False  # after a failure nothing is committed any more
+        self._tracker = OffsetTracker()
+        self._consumer: Consumer | None = None
+        self._delivery: Delivery | None = None
+        self._checkpoint: Checkpoint | None = None
+        self._processor: MessageProcessor | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current batch (safe from signal handlers, threads)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> int:
+        """Run until stopped or failed; returns the exit code."""
+        http = self.settings.http
+        endpoint = HttpEndpoint(http.host, http.port, self.health, self.metrics.registry).start()
+        self.http_port = endpoint.port
+        _log.info("service_starting", settings=self.settings.describe(), http_port=endpoint.port)
+        try:
+            return self._run()
+        except SettingsError as err:
+            _log.error("invalid_settings", error=str(err))
+            return EXIT_CONFIG
+        except (StreamError, KafkaException) as err:
+            _log.error("service_failed", error=str(err), error_class=type(err).__name__)
+            return EXIT_FATAL
+        finally:
+            self.health.stop_beating()
+            endpoint.stop()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _run(self) -> int:
+        consumer, producer = self._clients()
+        delivery = Delivery(producer)
+        self._consumer, self._delivery = consumer, delivery
+        try:
+            self._await_topics(consumer)
+            encoder = self._encoder()
+            self._processor = self._build_processor(delivery, encoder)
+            self._checkpoint = Checkpoint(
+                consumer, delivery, self._tracker, self.metrics,
+                interval=self.settings.runtime.commit_interval,
+            )  # fmt: skip
+            self._subscribe(consumer)
+            self.started.set()
+            self._loop(consumer, self._processor, delivery, self._checkpoint)
+        except BaseException:
+            self._failed = True
+            self._close_after_failure(consumer, delivery)
+            raise
+        self._shutdown(consumer, delivery, self._checkpoint)
+        return EXIT_OK
+
+    def _clients(self) -> tuple[Consumer, Producer]:
+        kafka = self.settings.kafka
+        consumer_conf = {
+            **consumer_config(kafka),
+            "error_cb": self._on_error,
+            "logger": librdkafka_logger("consumer"),
+        }
+        if kafka.stats_interval > 0:
+            consumer_conf["stats_cb"] = self._on_stats
+        producer_conf = {
+            **producer_config(kafka),
+            "error_cb": self._on_error,
+            "logger": librdkafka_logger("producer"),
+        }
+        try:
+            return Consumer(consumer_conf), Producer(producer_conf)
+        except KafkaException as err:
+            raise SettingsError(f"librdkafka refused the configuration: {err}") from err
+
+    def _encoder(self) -> Encoder:
+        alerts = self.settings.alerts
+        if alerts.format == "json":
+            return json_encoder()
+        return avro_encoder(
+            alerts,
+            self.settings.topics.alerts,
+            startup_timeout=self.settings.runtime.startup_timeout,
+        )
+
+    def _build_processor(self, delivery: Delivery, encoder: Encoder) -> MessageProcessor:
+        pipeline = DetectionPipeline(
+            Detector(self._rules),
+            RecentAlerts(self.settings.alerts.window),
+            max_message_bytes=self.settings.runtime.max_message_bytes,
+        )
+        topics = self.settings.topics
+        return MessageProcessor(
+            pipeline,
+            self._tracker,
+            AlertSink(delivery, topics.alerts, encoder),
+            DeadLetterSink(delivery, topics.dead_letters),
+            self.metrics,
+        )
+
+    def _await_topics(self, consumer: Consumer) -> None:
+        """Wait (bounded, logged) until the broker answers and both output topics exist."""
+        outputs = (self.settings.topics.alerts, self.settings.topics.dead_letters)
+
+        def check() -> None:
+            topics = consumer.list_topics(timeout=5).topics
+            missing = [t for t in outputs if t not in topics or topics[t].error is not None]
+            if missing:
+                raise StartupError(f"output topic(s) missing: {', '.join(missing)}")
+
+        retrying = bounded(
+            "await_topics",
+            deadline=self.settings.runtime.startup_timeout,
+            retriable=lambda err: isinstance(err, KafkaException | StartupError),
+        )
+        try:
+            retrying(check)
+        except KafkaException as err:
+            raise StartupError(
+                f"no broker answered at {self.settings.kafka.bootstrap_servers}: {err}"
+            ) from err
+        self.health.broker_reachable = True
+
+    def _subscribe(self, consumer: Consumer) -> None:
+        topics = self.settings.topics
+        subscription = [topics.pattern] if topics.pattern else list(topics.inputs)
+        consumer.subscribe(
+            subscription,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        _log.info("subscribed", topics=subscription, group_id=self.settings.kafka.group_id)
+
+    def _loop(
+        self,
+        consumer: Consumer,
+        processor: MessageProcessor,
+        delivery: Delivery,
+        checkpoint: Checkpoint,
+    ) -> None:
+        runtime = self.settings.runtime
+        while not self._stop.is_set():
+            self.health.beat()
+            messages = consumer.consume(
+                num_messages=runtime.batch_size, timeout=runtime.poll_timeout
+            )
+            self._raise_latched()
+            for msg in messages:
+                error = msg.error()
+                if error is None:
+                    processor.handle(msg)
+                else:
+                    self._consumer_error(error)
+            delivery.poll(0)
+            delivery.raise_delivery_errors()
+            if checkpoint.due():
+                checkpoint.commit("interval")
+
+    def _shutdown(self, consumer: Consumer, delivery: Delivery, checkpoint: Checkpoint) -> None:
+        """Finish in-flight work, commit it and leave the group, within ``shutdown_timeout``."""
+        budget = self.settings.runtime.shutdown_timeout
+        deadline = time.monotonic() + budget
+        _log.info("service_stopping", pending_outputs=delivery.queued())
+        left = delivery.flush(budget * 0.5)
+        delivery.raise_delivery_errors()
+        checkpoint.commit_with_retries("shutdown", max(deadline - time.monotonic() - 1.0, 0.1))
+        if left:
+            _log.warning("shutdown_unflushed", records=left)  # their offsets stay uncommitted
+        consumer.close()  # leaves the group; on_revoke finds nothing new to commit
+        _log.info("service_stopped", committed=_render(checkpoint.committed))
+
+    def _close_after_failure(self, consumer: Consumer, delivery: Delivery) -> None:
+        """Leave the group without committing anything more; drop what is queued."""
+        try:
+            consumer.close()
+        except (KafkaException, RuntimeError) as err:
+            _log.warning("consumer_close_failed", error=str(err))
+        delivery.flush(0)
+
+    # -- callbacks (all run inside consume/poll/flush on the loop thread) -----------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned = [(p.topic, p.partition) for p in partitions]
+        self._tracker.assign(assigned)
+        self._rebalanced("assign", assigned)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Flush, then commit the revoked partitions' acknowledged work, within the budget."""
+        revoked = [(p.topic, p.partition) for p in partitions]
+        try:
+            if not self._failed and self._delivery is not None and self._checkpoint is not None:
+                budget = self.settings.runtime.revoke_timeout
+                deadline = time.monotonic() + budget
+                left = self._delivery.flush(budget * 0.6)
+                self._forget_window_if(left > 0)
+                self._checkpoint.commit_with_retries(
+                    "revoke", max(deadline - time.monotonic(), 0.1), revoked
+                )
+        except BaseException as err:  # latched, raised by the loop
+            self._latch(err)
+        finally:
+            self._drop(revoked)
+            self._rebalanced("revoke", revoked)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions already owned by someone else: nothing may be committed for them."""
+        lost = [(p.topic, p.partition) for p in partitions]
+        self._forget_window_if(self._delivery is not None and self._delivery.queued() > 0)
+        self._drop(lost)
+        self._rebalanced("lost", lost)
+
+    def _drop(self, partitions: list[Partition]) -> None:
+        self._tracker.revoke(partitions)
+        if self._checkpoint is not None:
+            self._checkpoint.forget(partitions)
+
+    def _forget_window_if(self, unflushed: bool) -> None:
+        """Outputs still queued for partitions we give up: if we get them back, the repeats
+        must be produced again rather than suppressed by the window (see stream.alert_window)."""
+        if unflushed and self._processor is not None:
+            pipeline = self._processor.pipeline
+            pipeline.window = RecentAlerts(pipeline.window.capacity)
+            _log.warning("alert_window_reset", reason="partitions given up with output in flight")
+
+    def _rebalanced(self, kind: str, partitions: list[Partition]) -> None:
+        self.metrics.rebalances.labels(kind).inc()
+        owned = len(self._tracker.partitions)
+        self.metrics.assigned.set(owned)
+        self.health.assigned = owned
+        if kind == "assign":
+            self.health.broker_reachable = True
+        _log.info(_REBALANCE_EVENTS[kind], partitions=_render_list(partitions), owned=owned)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._latch(FatalClientError(f"{error.name()}: {error.str()}"))
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.health.broker_reachable = False
+            _log.warning("brokers_unreachable", detail=error.str())
+        else:
+            _log.warning("kafka_error", code=error.name(), detail=error.str())
+
+    def _on_stats(self, text: str) -> None:
+        lag, up = parse_statistics(text)
+        self.metrics.lag.update(lag)
+        self.health.broker_reachable = up
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise FatalClientError(f"{error.name()}: {error.str()}")
+        _log.warning("consume_error", code=error.name(), detail=error.str())
+
+    def _latch(self, err: BaseException) -> None:
+        if self._failure is None:
+            self._failure = err
+
+    def _raise_latched(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+
+def _render(offsets: dict[Partition, int]) -> dict[str, int]:
+    return {
+        f"{topic}[{partition}]": offset for (topic, partition), offset in sorted(offsets.items())
+    }
+
+
+def _render_list(partitions: list[Partition]) -> list[str]:
+    return [f"{topic}[{partition}]" for topic, partition in sorted(partitions)]
