@@ -14,7 +14,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 _log = structlog.get_logger("auditstream.retry")
@@ -41,7 +42,7 @@ def bounded(
     return Retrying(
         retry=retry_if_exception(retriable),
         stop=stop_after_delay(deadline),
-        wait=wait_exponential_jitter(initial=initial, max=longest),
+        wait=wait_exponential(multiplier=initial, max=longest) + wait_random(0, initial),
         before_sleep=log_wait,
         reraise=True,
     )

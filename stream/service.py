@@ -101,6 +101,8 @@ class Service:
         finally:
             self.health.stop_beating()
             endpoint.stop()
+            # Let the clients go now (a finished Service object may outlive them in tests).
+            self._consumer = self._delivery = self._checkpoint = self._processor = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -16,7 +16,10 @@ from typing import Protocol
 
 import pytest
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # stubs re-export only from cimpl
+    AdminClient,
+    NewTopic,
+)
 
 from tests.harness._jvm import wait_until
 from tests.harness.kafka import KafkaCluster

@@ -12,6 +12,7 @@ venv; confluent-kafka is used for the readiness check when it is importable.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import sys
@@ -178,11 +179,15 @@ class KafkaCluster:
         self._workdir = None
 
     def stop_node(self, index: int, *, kill: bool = False, timeout: float = 30.0) -> None:
-        """Stop one node: SIGTERM (controlled shutdown) or, with `kill=True`, SIGKILL."""
-        process = self._node(index).process
-        if process is None or not process.running:
+        """Stop one node: SIGTERM (controlled shutdown) or, with `kill=True`, SIGKILL.
+
+        Its ports, data and logs stay, for `start_node`; `check_alive` no longer watches it.
+        """
+        node = self._node(index)
+        if node.process is None or not node.process.running:
             raise HarnessError(f"node {index} is not running")
-        process.stop(kill=kill, timeout=timeout)
+        node.process.stop(kill=kill, timeout=timeout)
+        node.process = None
 
     def start_node(self, index: int) -> None:
         """Restart a stopped node with the same data and ports; wait until it is registered."""
@@ -347,7 +352,7 @@ class KafkaCluster:
 
         for node in nodes:
             wait_until(
-                lambda node=node: port_open(node.broker_port),
+                functools.partial(port_open, node.broker_port),
                 timeout=START_TIMEOUT,
                 what=f"kafka node {node.node_id} to listen on {node.broker_port}",
                 alive=alive,

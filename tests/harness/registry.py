@@ -168,7 +168,7 @@ class SchemaRegistry:
     def _answers_empty_subjects(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as response:
-                return response.status == 200 and json.loads(response.read()) == []
+                return bool(response.status == 200 and json.loads(response.read()) == [])
         except (OSError, urllib.error.URLError, ValueError):
             return False
 

@@ -33,7 +33,7 @@ def produce(bootstrap: str, topic: str, ids: range) -> None:
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:
         if err is None:
-            acked.append(int(msg.key()))
+            acked.append(int(key_of(msg)))
         else:
             errors.append(err)
 
@@ -84,8 +84,19 @@ def broker_committed_offset(bootstrap: str, group_id: str, topic: str) -> int:
     return int(partition.offset)
 
 
+def key_of(msg: Message) -> bytes:
+    key = msg.key()
+    assert isinstance(key, bytes), f"record without a key at offset {msg.offset()}"
+    return key
+
+
 def values(messages: list[Message]) -> list[str]:
-    return [msg.value().decode() for msg in messages]
+    decoded = []
+    for msg in messages:
+        value = msg.value()
+        assert isinstance(value, bytes), f"record without a value at offset {msg.offset()}"
+        decoded.append(value.decode())
+    return decoded
 
 
 def test_sync_commit_is_the_group_offset_and_a_new_member_resumes_there(

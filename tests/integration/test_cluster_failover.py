@@ -23,7 +23,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, PartitionMetadata
+from confluent_kafka.admin import AdminClient
 
 from tests.harness._jvm import wait_until
 from tests.harness.kafka import KafkaCluster
@@ -74,9 +74,9 @@ class NumberedProducer(threading.Thread):
 
     def _report(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
-            self.acked.append(int(msg.key()))
+            self.acked.append(key_of(msg))
         else:
-            self.failed.append((int(msg.key()), err))
+            self.failed.append((key_of(msg), err))
 
     def finish(self) -> None:
         """Stop producing, wait for the last delivery reports; idempotent."""
@@ -92,24 +92,29 @@ class NumberedProducer(threading.Thread):
         wait_until(enough, timeout=timeout, what=f"{count} acknowledged records")
 
 
-def partition0(admin: AdminClient, topic: str) -> PartitionMetadata | None:
-    """Partition 0's metadata, or None while the broker asked has not learned of the topic yet
-    (metadata reaches each broker on its own schedule)."""
+def partition0(admin: AdminClient, topic: str) -> tuple[int, set[int]]:
+    """Partition 0's leader and in-sync replicas; (-1, set()) while the broker asked has not
+    learned of the topic yet (metadata reaches each broker on its own schedule)."""
     try:
         topics = admin.list_topics(topic=topic, timeout=10).topics
     except KafkaException:
-        return None
-    return topics[topic].partitions.get(0) if topic in topics else None
+        return -1, set()
+    partition = topics[topic].partitions.get(0) if topic in topics else None
+    return (-1, set()) if partition is None else (int(partition.leader), set(partition.isrs))
 
 
 def in_sync_replicas(admin: AdminClient, topic: str) -> set[int]:
-    partition = partition0(admin, topic)
-    return set() if partition is None else set(partition.isrs)
+    return partition0(admin, topic)[1]
 
 
 def leader(admin: AdminClient, topic: str) -> int:
-    partition = partition0(admin, topic)
-    return -1 if partition is None else int(partition.leader)
+    return partition0(admin, topic)[0]
+
+
+def key_of(msg: Message) -> int:
+    key = msg.key()
+    assert isinstance(key, bytes), f"record without a key at offset {msg.offset()}"
+    return int(key)
 
 
 def read_all(bootstrap: str, topic: str, group_id: str, count: int) -> tuple[list[int], int]:
@@ -125,7 +130,7 @@ def read_all(bootstrap: str, topic: str, group_id: str, count: int) -> tuple[lis
                 continue
             if msg.error() is not None:
                 raise KafkaException(msg.error())
-            keys.append(int(msg.key()))
+            keys.append(key_of(msg))
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     return keys, int(high)
 

@@ -172,6 +172,7 @@ def test_alert_round_trips_through_topic_and_registry(
 
     msg = consume_one(bootstrap, topic, group_id)
     raw = msg.value()
+    assert isinstance(raw, bytes)
     # Confluent wire format: magic byte 0, the schema id as 4 big-endian bytes, Avro binary.
     assert raw[0] == 0
     assert struct.unpack(">I", raw[1:5])[0] == schema_id

@@ -1,0 +1,91 @@
+"""Crash safety: kill -9 the service at random moments, five times, during a run of 50,000 audit
+events, restarting it each time. Every expected alert id is on the alert topic at least once, and
+the group's committed offsets reach the end of the input. The duplicate count is printed: it is
+the price of at-least-once, and downstream deduplicates on the alert key.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.harness._jvm import wait_until
+from tests.integration.service.conftest import (
+    ServiceProcess,
+    Topics,
+    alert_keys,
+    committed,
+    end_offsets,
+    produce,
+    read_all,
+    service_env,
+    wait_committed_to_end,
+)
+from tests.integration.service.corpus import build_corpus, scan_alert_ids
+
+pytestmark = pytest.mark.integration
+
+KILLS = 5
+EVENTS = 50_000
+
+
+def test_kill_9_five_times_loses_nothing(
+    bootstrap: str,
+    topics: Topics,
+    group_id: str,
+    subprocesses: Callable[[Mapping[str, str]], ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    execs = 2_000  # about three audit events each (some shapes pack them in one record)
+    records = build_corpus(execs=execs, routine=EVENTS - 3 * execs, seed=2024)
+    expected = set(scan_alert_ids(records, tmp_path))
+    started = time.monotonic()
+    produce(bootstrap, topics.inputs, records)
+    print(f"\nproduced {len(records)} records in {time.monotonic() - started:.1f}s")
+    ends = end_offsets(bootstrap, topics.inputs)
+    # Static membership: a restarted replica takes its predecessor's place at once instead of
+    # waiting for the dead member's session to time out (how a StatefulSet would run it).
+    env = service_env(
+        bootstrap, topics, group_id, commit_interval="1",
+        consumer__group_instance_id="crash-test-replica",
+    )  # fmt: skip
+    rng = random.Random()
+    seed = rng.randrange(1 << 30)
+    rng.seed(seed)
+    print(f"kill schedule seed {seed}")
+    run_started = time.monotonic()
+    for kill in range(1, KILLS + 1):
+        proc = subprocesses(env)
+        wait_until(lambda p=proc: _started(p), timeout=30, what="the service to start",
+                   alive=proc.check_alive)  # fmt: skip
+        time.sleep(rng.uniform(0.5, 4.0))  # the random moment: processing is under way
+        proc.check_alive()
+        progress = committed(bootstrap, group_id, topics.inputs, topics.partitions)
+        proc.kill()
+        done = sum(max(o, 0) for o in progress.values())
+        print(f"kill -9 #{kill} at {time.monotonic() - run_started:.1f}s, committed {done}")
+        assert progress != ends, "the input was finished before the kill: make it longer"
+
+    final = subprocesses(env)
+    wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=240, alive=final.check_alive)
+    final.signal(signal.SIGTERM)
+    assert final.wait(15) == 0
+    print(f"run with {KILLS} kills took {time.monotonic() - run_started:.1f}s")
+
+    keys = alert_keys(read_all(bootstrap, topics.alerts, timeout=60))
+    missing = expected - set(keys)
+    assert not missing, f"{len(missing)} alerts lost, e.g. {sorted(missing)[:3]}"
+    assert set(keys) == expected  # and nothing unexpected
+    duplicates = sum(keys.values()) - len(keys)
+    print(f"expected alerts {len(expected)}; on the topic {sum(keys.values())}; "
+          f"duplicates {duplicates}")  # fmt: skip
+    assert committed(bootstrap, group_id, topics.inputs, topics.partitions) == ends
+
+
+def _started(proc: ServiceProcess) -> bool:
+    return "partitions_assigned" in proc.log_path.read_text(errors="replace")
