@@ -60,6 +60,13 @@ def _generator_hash() -> str:
     return digest.hexdigest()[:10]
 
 
+def _prune_stale(prefix: str, keep: str) -> None:
+    """Drop data sets of the same name and size made by an older generator (hundreds of MB)."""
+    for path in OUT.glob(f"{prefix}*"):
+        if not path.name.startswith(keep):
+            path.unlink(missing_ok=True)
+
+
 def ensure_dataset(
     name: str, count: int, *, seed: int, exec_share: float, malicious_share: float
 ) -> Dataset:
@@ -69,6 +76,7 @@ def ensure_dataset(
     dataset = Dataset(name, OUT / f"{stem}.jsonl", OUT / f"{stem}.meta", count)
     if dataset.values.exists() and dataset.meta.exists():
         return dataset
+    _prune_stale(f"{name}-n{count}-", stem)
     tmp_values, tmp_meta = dataset.values.with_suffix(".tmp"), dataset.meta.with_suffix(".mtmp")
     stream = traffic.records(
         random.Random(seed), count, exec_share=exec_share, malicious_share_of_exec=malicious_share

@@ -54,7 +54,9 @@ class AlertClock:
                 "fetch.wait.max.ms": 20,
             }
         )
-        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        self._consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
+        )
         self._thread = threading.Thread(target=self._run, name="alert-clock", daemon=True)
 
     def start(self) -> AlertClock:
@@ -66,7 +68,7 @@ class AlertClock:
             for msg in self._consumer.consume(num_messages=100, timeout=0.05):
                 now = time.time()
                 if msg.error() is None:
-                    audit_id = json.loads(msg.value())["event"]["audit_id"]
+                    audit_id = json.loads(msg.value() or b"{}")["event"]["audit_id"]
                     self.arrivals.setdefault(audit_id, now)
         self._consumer.close()
 
@@ -95,7 +97,8 @@ def measure_latency(
         expected = dataset.malicious_ids()
         sent: dict[str, float] = {}
         started = time.monotonic()
-        produce(bootstrap, topic, dataset.messages(), rate=rate, on_sent=_first_send(sent, expected))
+        note = _first_send(sent, expected)
+        produce(bootstrap, topic, dataset.messages(), rate=rate, on_sent=note)
         achieved = dataset.count / (time.monotonic() - started)
         wait_for(lambda: expected <= clock.arrivals.keys(), 20)
         clock.stop()
@@ -118,9 +121,7 @@ def _first_send(sent: dict[str, float], wanted: set[str]) -> Callable[[bytes | N
 def _summarise(
     rate: float, achieved: float, sent: dict[str, float], arrivals: dict[str, float], rss: float
 ) -> Latency:
-    latencies = sorted(
-        (arrivals[a] - t) * 1000 for a, t in sent.items() if a in arrivals
-    )
+    latencies = sorted((arrivals[a] - t) * 1000 for a, t in sent.items() if a in arrivals)
     return Latency(
         rate_target=rate,
         rate_achieved=round(achieved, 1),

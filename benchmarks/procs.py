@@ -48,6 +48,19 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process, all its threads (librdkafka's included).
+
+    Events per CPU-second hold up when other work shares the machine; events per wall-second
+    do not.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
     """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit code."""
     if process.poll() is None:

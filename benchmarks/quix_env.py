@@ -38,7 +38,8 @@ def quix_python(*, create: bool = True) -> Path:
         )
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", b"") or b""
-        raise QuixUnavailable(f"cannot install {', '.join(PACKAGES)}: {err} {detail[-400:]!r}") from err
+        reason = f"cannot install {', '.join(PACKAGES)}: {err} {detail[-400:]!r}"
+        raise QuixUnavailable(reason) from err
     if not _works(python):
         raise QuixUnavailable("quixstreams installed but does not import")
     return python
@@ -48,15 +49,15 @@ def _works(python: Path) -> bool:
     if not python.exists():
         return False
     done = subprocess.run(
-        [str(python), "-c", "import quixstreams, re2"], capture_output=True, timeout=60
+        [str(python), "-c", "import quixstreams, re2"], check=False, capture_output=True, timeout=60
     )
     return done.returncode == 0
 
 
 def quix_version(python: Path) -> str:
     done = subprocess.run(
-        [str(python), "-c", "import quixstreams, confluent_kafka as c; "
-         "print(quixstreams.__version__, c.version()[0])"],
-        capture_output=True, text=True, timeout=60,
+        [str(python), "-c", "import quixstreams, importlib.metadata as m; "
+         "print(quixstreams.__version__, m.version('confluent-kafka'))"],
+        check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return done.stdout.strip()

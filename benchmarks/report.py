@@ -68,7 +68,9 @@ def _mem_total_kib() -> int:
 
 def _java_version() -> str:
     try:
-        done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=20)
+        done = subprocess.run(
+            ["java", "-version"], check=False, capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return (done.stderr or done.stdout).splitlines()[0] if (done.stderr or done.stdout) else "?"
@@ -91,7 +93,8 @@ def ratios(results: Mapping[str, Any]) -> dict[str, float | None]:
     eps = {k: _eps(results.get(k)) for k in ("a", "b", "c", "d", "h", "i")}
 
     def over(x: str, y: str) -> float | None:
-        return round(eps[x] / eps[y], 2) if eps[x] and eps[y] else None
+        top, bottom = eps[x], eps[y]
+        return round(top / bottom, 2) if top and bottom else None
 
     latency = results.get("f") or {}
     rss = (results.get("b") or {}).get("peak_rss_mb") or [None]
@@ -175,12 +178,14 @@ def render(results: Mapping[str, Any]) -> str:
         "",
         "## Throughput",
         "",
-        "| | contender | events/s | events/s incl. start-up | start-up s | peak RSS MB "
-        "| alerts |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| | contender | events/s | events/s incl. start-up | start-up s | peak RSS MB | alerts "
+        "| events/CPU-s | load 1-min |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         *(_row(key, text, results.get(key)) for key, text in ROWS),
         "",
-        *_latency(results.get("f")),
+        *_latency(results.get("f"), "(f)"),
+        "",
+        *_latency(results.get("f_low"), "(f, low rate)"),
         "",
         "## Targets",
         "",
@@ -208,25 +213,30 @@ def _workload(w: Mapping[str, Any]) -> list[str]:
         f"- exec-only: {w['exec_events']:,} messages, every one a pod exec stage, 10 % of the "
         "requests malicious;",
         f"- latency: {w['latency_events']:,} messages of the default mix with half the exec "
-        f"requests malicious (enough alerts for a p99), paced at {w['latency_rate']:,} msg/s.",
+        f"requests malicious (enough alerts for a p99), paced at {w['latency_rate']:,} msg/s; "
+        f"and a low-rate point, {w['latency_low_events']:,} messages with 10 % exec stages, half "
+        f"of the requests malicious, at {w['latency_low_rate']:,} msg/s (below one process's "
+        "capacity, so no queueing).",
     ]
 
 
 def _row(key: str, text: str, result: Mapping[str, Any] | None) -> str:
     if not result:
-        return f"| ({key}) | {text} | not run | | | | |"
-    if "error" in result:
-        return f"| ({key}) | {text} | failed: {result['error']} | | | | |"
+        return f"| ({key}) | {text} | not run | | | | | | |"
+    if "error" in result or "skipped" in result:
+        why = f"failed: {result['error']}" if "error" in result else f"skipped: {result['skipped']}"
+        return f"| ({key}) | {text} | {why} | | | | | | |"
     rss = ", ".join(f"{r:.0f}" for r in result.get("peak_rss_mb", [])) or "-"
     return (
         f"| ({key}) | {text} | {result['events_per_s']:,.0f} | "
         f"{result.get('events_per_s_total', 0):,.0f} | {result.get('startup_s', 0):.1f} | {rss} | "
-        f"{result.get('alerts', '-')} |"
+        f"{result.get('alerts', '-')} | {result.get('events_per_cpu_s', 0):,.0f} | "
+        f"{' → '.join(f'{x:.1f}' for x in result.get('loadavg', []))} |"
     )
 
 
-def _latency(result: Mapping[str, Any] | None) -> list[str]:
-    head = ["## Latency (f)", ""]
+def _latency(result: Mapping[str, Any] | None, title: str) -> list[str]:
+    head = [f"## Latency {title}", ""]
     if not result:
         return [*head, "not run"]
     if "error" in result:

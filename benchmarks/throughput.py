@@ -9,6 +9,7 @@ at most one commit interval (250 ms for every contender that commits on an inter
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Sequence
@@ -36,6 +37,9 @@ class Throughput:
     events_per_s_total: float  # over the whole run, start-up included
     processes: int = 1
     peak_rss_mb: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # all processes, start-up included
+    events_per_cpu_s: float = 0.0  # messages / cpu_s: robust to other load on the machine
+    loadavg: list[float] = field(default_factory=list)  # 1-minute load at start and at end
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,11 +57,13 @@ def measure_group(
 ) -> Throughput:
     """Start one process per argv (all in ``group``), wait until done, stop them."""
     watcher = GroupWatcher(bootstrap, group, topic)
+    load_before = os.getloadavg()[0]
     spawned = time.monotonic()
     children = [procs.spawn(argv, f"{name}-{i}") for i, argv in enumerate(argvs)]
     try:
         ready, backlog, done = _watch(watcher, children, end, spawned + timeout)
         rss = [procs.peak_rss_mb(child.pid) or 0.0 for child in children]
+        cpu = sum(procs.cpu_seconds(child.pid) or 0.0 for child in children)
     finally:
         for child in children:
             procs.stop(child)
@@ -73,6 +79,9 @@ def measure_group(
         events_per_s_total=round(total / (done - spawned), 1),
         processes=len(children),
         peak_rss_mb=[round(r, 1) for r in rss],
+        cpu_s=round(cpu, 2),
+        events_per_cpu_s=round(total / cpu, 1) if cpu else 0.0,
+        loadavg=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
 
 
@@ -98,7 +107,8 @@ def _watch(
                 backlog = sum(end[p] - max(committed.get(p, 0), 0) for p in end)
         committed = watcher.committed()
         if reached(committed, end):
-            now = time.monotonic()
-            return (ready if ready is not None else now), backlog, now
+            if ready is None:
+                raise ContenderFailed("finished before every member was assigned: use more events")
+            return ready, backlog, time.monotonic()
         time.sleep(POLL)
     raise ContenderFailed("did not reach the end of the topic in time")

@@ -9,7 +9,8 @@ A checkpoint runs in numbered steps:
 3. take, per partition, the committable offset from the :class:`OffsetTracker`: one past the
    longest prefix of messages whose every output (alerts, dead letters) the broker acknowledged,
    keeping only the partitions that moved since their last commit;
-4. commit exactly those offsets, synchronously;
+4. commit exactly those offsets, synchronously, waiting at most a bounded time (librdkafka's
+   synchronous commit waits forever for an absent coordinator; the loop must keep turning);
 5. check each partition's error in the broker's answer.
 
 It runs on an interval, on partition revoke (after flushing the producer, see
@@ -20,6 +21,7 @@ ones. Committing less is always safe; committing past unacknowledged output neve
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection
 
@@ -29,7 +31,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from stream.delivery import Delivery
 from stream.metrics import Metrics
 from stream.offset_tracker import OffsetTracker, Partition
-from stream.retrying import bounded
+from stream.retrying import TimedOut, bounded, call_with_timeout
 
 _log = structlog.get_logger("auditstream.checkpoint")
 
@@ -40,6 +42,9 @@ class CommitFailed(Exception):
     def __init__(self, detail: str, *, retriable: bool) -> None:
         self.retriable = retriable
         super().__init__(detail)
+
+
+COMMIT_TIMEOUT = 5.0
 
 
 class Checkpoint:
@@ -61,6 +66,7 @@ class Checkpoint:
         self._clock = clock
         self._next_due = clock() + interval
         self._committed: dict[Partition, int] = {}
+        self._in_flight: threading.Event | None = None  # set when the last commit call returned
 
     def due(self) -> bool:
         return self._clock() >= self._next_due
@@ -77,7 +83,7 @@ class Checkpoint:
         """
         self._next_due = self._clock() + self._interval
         try:
-            self._commit_once(trigger, partitions)
+            self._commit_once(trigger, partitions, COMMIT_TIMEOUT)
         except CommitFailed as err:
             self._metrics.commit_failures.labels(trigger).inc()
             _log.warning("checkpoint_failed", trigger=trigger, error=str(err))
@@ -95,8 +101,9 @@ class Checkpoint:
             initial=0.1,
             longest=1.0,
         )
+        end = self._clock() + deadline
         try:
-            retrying(self._commit_once, trigger, partitions)
+            retrying(lambda: self._commit_once(trigger, partitions, end - self._clock()))
         except CommitFailed as err:
             self._metrics.commit_failures.labels(trigger).inc()
             _log.error("checkpoint_failed", trigger=trigger, error=str(err), gave_up=True)
@@ -108,21 +115,17 @@ class Checkpoint:
         for partition in partitions:
             self._committed.pop(partition, None)
 
-    def _commit_once(self, trigger: str, partitions: Collection[Partition] | None) -> None:
+    def _commit_once(
+        self, trigger: str, partitions: Collection[Partition] | None, timeout: float
+    ) -> None:
         self._delivery.poll(0)  # 1. acknowledgements already received count
         self._delivery.raise_delivery_errors()  # 2. lost output: never commit past it
         offsets = self._moved(partitions)  # 3. acked prefixes that moved
         if not offsets:
             return
-        try:  # 4. synchronously
-            answer = self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as err:
-            error: KafkaError = err.args[0]
-            raise CommitFailed(
-                f"{error.name()}: {error.str()}", retriable=_retriable(error)
-            ) from err
+        answer = self._commit_call(offsets, timeout)  # 4. synchronously, bounded
         failed: list[tuple[TopicPartition, KafkaError]] = []
-        for tp in answer or ():  # 5. per partition
+        for tp in answer:  # 5. per partition
             if tp.error is None:
                 self._committed[(tp.topic, tp.partition)] = tp.offset
             else:
@@ -136,6 +139,34 @@ class Checkpoint:
             trigger=trigger,
             offsets={f"{tp.topic}[{tp.partition}]": tp.offset for tp in offsets},
         )
+
+    def _commit_call(self, offsets: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        """The commit, on a helper thread; one at a time (an abandoned one may still be waiting
+        for the coordinator: it commits offsets that were safe when asked, which stays safe)."""
+        if timeout < 0.05:
+            raise CommitFailed("no time left for a commit", retriable=False)
+        if self._in_flight is not None and not self._in_flight.is_set():
+            raise CommitFailed(
+                "the previous commit is still waiting for the broker", retriable=True
+            )
+        returned = threading.Event()
+        self._in_flight = returned
+
+        def call() -> list[TopicPartition]:
+            try:
+                return list(self._consumer.commit(offsets=offsets, asynchronous=False) or ())
+            finally:
+                returned.set()
+
+        try:
+            return call_with_timeout("commit", call, timeout)
+        except TimedOut as err:
+            raise CommitFailed(str(err), retriable=True) from err
+        except KafkaException as err:
+            error: KafkaError = err.args[0]
+            raise CommitFailed(
+                f"{error.name()}: {error.str()}", retriable=_retriable(error)
+            ) from err
 
     def _moved(self, partitions: Collection[Partition] | None) -> list[TopicPartition]:
         positions = self._tracker.committable_all()

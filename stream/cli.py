@@ -114,6 +114,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--no-builtin-rules", dest="builtin_rules", action="store_false", default=hide,
         help="do not load the rules shipped with us",
     )  # fmt: skip
+    _add_property_options(parser)
+
+
+def _add_property_options(parser: argparse.ArgumentParser) -> None:
+    """librdkafka / registry client properties, passed through (see stream.settings)."""
+    hide = argparse.SUPPRESS
     for table, text in (
         ("kafka", "a librdkafka property for every client (repeatable), e.g. -X linger.ms=5"),
         ("consumer", "a librdkafka property for the consumer only (repeatable)"),

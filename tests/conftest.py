@@ -149,8 +149,8 @@ def pytest_runtest_makereport(
             if isinstance(infra, KafkaCluster):
                 for index in range(infra.size):
                     report.sections.append(
-                        (f"{name} node {index} log (tail)", infra.log_tail(index, 60))
+                        (f"{name} node {index} log (tail)", infra.log_tail(index, 40))
                     )
             elif isinstance(infra, SchemaRegistry):
-                report.sections.append((f"{name} log (tail)", infra.log_tail(60)))
+                report.sections.append((f"{name} log (tail)", infra.log_tail(40)))
     return report

@@ -42,7 +42,8 @@ SHELL_NOISE = re.compile(
 def audit_of(doc: dict[str, Any]) -> dict[str, Any]:
     kubernetes = doc.get("kubernetes")
     if isinstance(kubernetes, dict) and isinstance(kubernetes.get("audit"), dict):
-        return kubernetes["audit"]
+        audit: dict[str, Any] = kubernetes["audit"]
+        return audit
     return doc
 
 

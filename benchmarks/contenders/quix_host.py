@@ -11,7 +11,10 @@ import argparse
 import sys
 import tempfile
 
-from quixstreams import Application, message_context
+from quixstreams import (  # type: ignore[import-not-found]  # in benchmarks/.venv-quix
+    Application,
+    message_context,
+)
 
 from detections.alert import SourceRef
 from detections.engine import Detector

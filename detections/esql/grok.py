@@ -199,7 +199,8 @@ def _columns(
         column = _column_name(group)
         if column in seen:
             raise QuerySyntaxError(
-                f"Invalid GROK pattern [{pattern}]: the attribute [{column}] is defined multiple times with different types"
+                f"Invalid GROK pattern [{pattern}]: the attribute [{column}] is defined"
+                " multiple times with different types"
             )
         seen.add(column)
     ordered = sorted(groups.items(), key=lambda item: _column_name(item[0]).encode("utf-16-be"))

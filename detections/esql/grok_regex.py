@@ -57,7 +57,8 @@ class OnigParser:
 
     def error(self, message: str) -> QuerySyntaxError:
         return QuerySyntaxError(
-            f"Invalid GROK pattern [{self.grok_pattern}]: {message} (offset {self.pos} of the expanded regex)"
+            f"Invalid GROK pattern [{self.grok_pattern}]: {message}"
+            f" (offset {self.pos} of the expanded regex)"
         )
 
     def peek(self, ahead: int = 0) -> str:

@@ -239,9 +239,9 @@ class Resolver:
         after = self.ctx[id(node)][1]
         if unique(node.body):
             return node.body
-        if deterministic(node.body) and after.chars.isdisjoint(alphabet(node.body)):
-            if not after.open or not after.zero_width:
-                return node.body
+        blocked = after.chars.isdisjoint(alphabet(node.body))
+        if deterministic(node.body) and blocked and (not after.open or not after.zero_width):
+            return node.body
         raise self.fail("an atomic group whose backtracking could matter")
 
 

@@ -109,9 +109,8 @@ def _next32(value: float, toward: float) -> float:
     bits: int = struct.unpack("<i", struct.pack("<f", value))[0]
     up = (toward > value) == (value >= 0)
     if value == 0:
-        bits = 1 if toward > 0 else -0x7FFFFFFF
-    else:
-        bits = bits + 1 if up else bits - 1
+        return math.copysign(float.fromhex("0x1p-149"), toward)
+    bits = bits + 1 if up else bits - 1
     result: float = struct.unpack("<f", struct.pack("<i", bits))[0]
     return result
 

@@ -83,6 +83,7 @@ class JavaRegex:
     _markers: tuple[int, ...]
     _names: dict[str, int]
     _empty_at_mid: bool
+    _literal: str | None  # the pattern only matches this exact non-empty text
     _templates: dict[str, _Template] = field(default_factory=dict)
 
     def search(self, text: str) -> bool:
@@ -98,7 +99,45 @@ class JavaRegex:
         if found is None:
             return text
         template = self._template(replacement)
+        if self._literal is not None and template.error is None and len(template.parts) <= 1:
+            done = _replace_literal(text, self._literal, template)
+            if done is not None:
+                return done
+        if len(data) == len(text) and not self._markers and template.error is None:
+            return self._replace_ascii(regex, data, found, template)
         return _Replacer(self, regex, data, template, len(data) == len(text)).run(found)
+
+    def _replace_ascii(
+        self, regex: re2._Regexp, data: bytes, spans: list[tuple[int, int]], tpl: _Template
+    ) -> str | None:
+        """The hot path: ASCII text (UTF-16 units = bytes), no ``$`` markers, valid template."""
+        out: list[bytes] = []
+        out_len, last, n = 0, 0, len(data)
+        fixed = tpl.parts[0] if len(tpl.parts) == 1 and isinstance(tpl.parts[0], bytes) else None
+        if not tpl.parts:
+            fixed = b""
+        match, groups = regex._regexp.Match, self._groups
+        while True:
+            start, end = spans[0]
+            if (
+                out_len + tpl.constant16 + tpl.dollars * (end - start) + (n - end)
+                > MAX_RESULT_UTF16
+            ):
+                return None
+            piece = fixed if fixed is not None else _expand(tpl, groups, data, spans)
+            out.append(data[last:start])
+            out.append(piece)
+            out_len += start - last + len(piece)
+            last = end
+            if start == end:
+                if end >= n:
+                    break
+                end += 1
+            spans = match(_UNANCHORED, data, end, n)
+            if spans[0][0] < 0:
+                break
+        out.append(data[last:])
+        return b"".join(out).decode("ascii")
 
     # --- internals -------------------------------------------------------------------------
 
@@ -184,15 +223,7 @@ class _Replacer:
         self.out16 += self.u16(gap)
 
     def expand(self, spans: list[tuple[int, int]]) -> bytes:
-        pieces: list[bytes] = []
-        for part in self.tpl.parts:
-            if isinstance(part, bytes):
-                pieces.append(part)
-                continue
-            s, e = spans[self.rx._groups[part]]
-            if s >= 0:
-                pieces.append(self.data[s:e])
-        return b"".join(pieces)
+        return _expand(self.tpl, self.rx._groups, self.data, spans)
 
     def next_match(self, start: int, end: int) -> list[tuple[int, int]] | None:
         if start != end:
@@ -219,6 +250,45 @@ class _Replacer:
 
 class _TooBigError(Exception):
     """The size check failed inside a split surrogate pair (Java: IllegalArgumentException)."""
+
+
+def _replace_literal(text: str, literal: str, tpl: _Template) -> str | None:
+    """``str.replace`` when Replace.safeReplace's size check provably never fires, else None.
+
+    With literal length L, expanded replacement length R and Java's per-match estimate P (UTF-16
+    units), the check before match k fails iff ``n + k(R-L) + P - L - gap_k > limit``; its
+    largest value is at the last match (R >= L) or the first (R < L), checked here.
+    """
+    repl = tpl.parts[0] if tpl.parts else b""
+    if not isinstance(repl, bytes):
+        return None
+    replacement = repl.decode("utf-8", "surrogatepass")
+    if text.isascii():
+        n16, lit16, rep16 = len(text), len(literal), len(replacement)
+    else:
+        n16 = len(text.encode("utf-16-le", "surrogatepass")) // 2
+        lit16 = len(literal.encode("utf-16-le", "surrogatepass")) // 2
+        rep16 = len(replacement.encode("utf-16-le", "surrogatepass")) // 2
+    delta = rep16 - lit16
+    potential = tpl.constant16 + tpl.dollars * lit16  # Java's per-match estimate
+    before_last = max(text.count(literal) - 1, 0) * delta if delta >= 0 else 0
+    if n16 + before_last + potential - lit16 > MAX_RESULT_UTF16:
+        return None  # close to the limit: let the exact loop decide
+    return text.replace(literal, replacement)
+
+
+def _expand(
+    tpl: _Template, groups: tuple[int, ...], data: bytes, spans: list[tuple[int, int]]
+) -> bytes:
+    pieces: list[bytes] = []
+    for part in tpl.parts:
+        if isinstance(part, bytes):
+            pieces.append(part)
+            continue
+        s, e = spans[groups[part]]
+        if s >= 0:
+            pieces.append(data[s:e])
+    return b"".join(pieces)
 
 
 def _utf8_len(lead: int) -> int:
@@ -307,8 +377,8 @@ def _compile(pattern: str) -> JavaRegex:
     for node in walk(tree):
         if isinstance(node, Repeat) and node.max != 1 and nullable(node.body):
             raise QuerySyntaxError(
-                f"invalid regex [{pattern}]: a repeated group that can match the empty string is not"
-                " supported (Java ends such loops early, RE2 does not)"
+                f"invalid regex [{pattern}]: a repeated group that can match the empty string"
+                " is not supported (Java ends such loops early, RE2 does not)"
             )
     dollars = [n for n in walk(tree) if isinstance(n, JavaDollar)]
     if dollars and not _dollars_in_tail(tree, True):
@@ -322,7 +392,24 @@ def _compile(pattern: str) -> JavaRegex:
         crlf, _, _ = _build(pattern, _replace_dollars(tree, crlf=True), parser.group_count)
     probe = plain._regexp.Match(_ANCHOR_START, b"\x01\x01", 1, 2)
     empty_at_mid = probe[0] == (1, 1)
-    return JavaRegex(pattern, plain, crlf, groups, markers, dict(parser.names), empty_at_mid)
+    literal = _literal_text(tree)
+    return JavaRegex(
+        pattern, plain, crlf, groups, markers, dict(parser.names), empty_at_mid, literal
+    )
+
+
+def _literal_text(tree: Node) -> str | None:
+    """The text a pattern made only of single characters matches (None for anything else)."""
+    items = tree.items if isinstance(tree, Seq) else [tree]
+    chars: list[str] = []
+    for item in items:
+        if not isinstance(item, Chars) or len(item.cs.ranges) != 1:
+            return None
+        lo, hi = item.cs.ranges[0]
+        if lo != hi or 0xD800 <= lo <= 0xDFFF:
+            return None
+        chars.append(chr(lo))
+    return "".join(chars) or None
 
 
 def _build(

@@ -301,13 +301,13 @@ class JavaParser:
             raise self.error("back-references are not supported", start)
         if c in "GX":
             raise self.error(f"\\{c} is not supported", start)
-        cs = self.class_escape(c, start)
+        cs = self.class_escape(c)
         if cs is not None:
             return Chars(cs)
         return self.literal(self.char_escape(c, start))
 
-    def class_escape(self, c: str, start: int) -> CharSet | None:
-        """The set for ``\\d \\D \\s \\S \\w \\W \\h \\H \\v \\V \\p \\P``; None for other escapes."""
+    def class_escape(self, c: str) -> CharSet | None:
+        """The set of ``\\d \\s \\w \\h \\v \\p`` and their negations; None for others."""
         table = {"d": ASCII_DIGIT, "s": ASCII_SPACE, "w": ASCII_WORD, "h": HORIZ_WS, "v": VERT_WS}
         if c.lower() in table and c.isascii():
             base = table[c.lower()]
@@ -470,7 +470,7 @@ class JavaParser:
         start = self.pos - 1
         if c == "\\":
             e = self.take()
-            cs = self.class_escape(e, start)
+            cs = self.class_escape(e)
             if cs is not None:
                 return cs
             lo = 0x0B if e == "v" else self.char_escape(e, start)

@@ -178,7 +178,7 @@ class Repeat(Node):
 
 @dataclass
 class Assert(Node):
-    """A zero-width RE2-native assertion: ``\\A``, ``\\z``, ``(?m:^)``, ``(?m:$)``, ``\\b``, ``\\B``."""
+    """A zero-width assertion RE2 has (``\\A``, ``\\z``, line anchors, ``\\b``, ``\\B``)."""
 
     re2: str
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-_ESCAPE_RUN_OR_PLUS = re.compile(r"(?:%[0-9A-Fa-f]{2})+|\+")
+_ESCAPE_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -28,14 +28,12 @@ def java_url_decode(s: str) -> str | None:
         return s.replace("+", " ") if "+" in s else s
     if _BAD_ESCAPE.search(s) is not None:
         return None
-    return _ESCAPE_RUN_OR_PLUS.sub(_decode_token, s)
+    # "+" -> " " first is safe: escapes decode afterwards, so an escaped "%2B" stays a "+"
+    return _ESCAPE_RUN.sub(_decode_run, s.replace("+", " ") if "+" in s else s)
 
 
-def _decode_token(match: re.Match[str]) -> str:
-    token = match.group()
-    if token == "+":
-        return " "
-    return java_utf8_decode(bytes.fromhex(token.replace("%", "")))
+def _decode_run(match: re.Match[str]) -> str:
+    return java_utf8_decode(bytes.fromhex(match.group().replace("%", "")))
 
 
 def java_utf8_decode(data: bytes) -> str:

@@ -124,7 +124,11 @@ def cached_dir(dest: Path, build: Callable[[Path], None]) -> Path:
 
 
 def maven_copy_dependencies(pom: Path, out: Path) -> None:
-    """Copy the runtime dependencies declared in `pom` into `out` (Maven Central only)."""
+    """Copy the runtime dependencies declared in `pom` into `out` (Maven Central only).
+
+    Maven runs in its own process group, which is killed if we are interrupted: `mvn` is a
+    shell script whose JVM would otherwise finish the download into a directory already gone.
+    """
     cmd = [
         find_tool("mvn"),
         "-q",
@@ -135,11 +139,17 @@ def maven_copy_dependencies(pom: Path, out: Path) -> None:
         "-f",
         str(pom),
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise HarnessError(
-            f"{' '.join(cmd)} exited with {result.returncode}:\n{result.stdout}{result.stderr}"
-        )
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    ) as mvn:
+        try:
+            output, _ = mvn.communicate()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(mvn.pid, signal.SIGKILL)
+            raise
+    if mvn.returncode != 0:
+        raise HarnessError(f"{' '.join(cmd)} exited with {mvn.returncode}:\n{output}")
 
 
 def tail(path: Path, lines: int = 60) -> str:

@@ -398,7 +398,7 @@ class KafkaCluster:
 
 
 def _serve(nodes: int) -> int:
-    raise_on_stop_signals()
+    """Run a cluster until a stop signal; the caller has turned signals into StopRequested."""
     cluster = KafkaCluster(nodes, keep_logs=True)
     started = time.monotonic()
     try:
@@ -413,12 +413,6 @@ def _serve(nodes: int) -> int:
         while True:
             cluster.check_alive()
             time.sleep(1)
-    except StopRequested as stop:
-        print(f"{stop}: stopping", file=sys.stderr, flush=True)
-        return 0
-    except HarnessError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 1
     finally:
         cluster.stop()
 
@@ -430,14 +424,19 @@ def main(argv: list[str] | None = None) -> int:
     start = commands.add_parser("start", help="run a cluster in the foreground until Ctrl-C")
     start.add_argument("--nodes", type=int, choices=(1, 3), default=1)
     args = parser.parse_args(argv)
-    if args.command == "fetch":
-        try:
+    # Signals unwind through `finally` blocks: JVMs are stopped, half downloads removed.
+    raise_on_stop_signals()
+    try:
+        if args.command == "fetch":
             print(fetch_libs())
-        except HarnessError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        return 0
-    return _serve(args.nodes)
+            return 0
+        return _serve(args.nodes)
+    except StopRequested as stop:
+        print(f"{stop}: stopped", file=sys.stderr, flush=True)
+        return 0 if args.command == "start" else 1
+    except HarnessError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ class SchemaRegistry:
 
 
 def _serve() -> int:
-    raise_on_stop_signals()
+    """Run a registry until a stop signal; the caller has turned signals into StopRequested."""
     registry = SchemaRegistry(keep_logs=True)
     started = time.monotonic()
     try:
@@ -203,12 +203,6 @@ def _serve() -> int:
         while True:
             registry.check_alive()
             time.sleep(1)
-    except StopRequested as stop:
-        print(f"{stop}: stopping", file=sys.stderr, flush=True)
-        return 0
-    except HarnessError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 1
     finally:
         registry.stop()
 
@@ -219,14 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("fetch", help="resolve and unpack the distribution, print its path")
     commands.add_parser("start", help="run a registry in the foreground until Ctrl-C")
     args = parser.parse_args(argv)
-    if args.command == "fetch":
-        try:
+    # Signals unwind through `finally` blocks: the JVM is stopped, half downloads removed.
+    raise_on_stop_signals()
+    try:
+        if args.command == "fetch":
             print(fetch_dist())
-        except HarnessError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        return 0
-    return _serve()
+            return 0
+        return _serve()
+    except StopRequested as stop:
+        print(f"{stop}: stopped", file=sys.stderr, flush=True)
+        return 0 if args.command == "start" else 1
+    except HarnessError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from detections.errors import QuerySyntaxError
+from detections.errors import MalformedEvent, QuerySyntaxError
 from tests.unit.esql_harness import audit_event, run, value, where
 
 # --- three-valued logic ----------------------------------------------------------------------
@@ -187,3 +187,11 @@ def test_events_without_the_field_do_not_fire() -> None:
     event = audit_event()
     del event["objectRef"]
     assert not where('kubernetes.audit.objectRef.subresource == "exec"', event)
+
+
+def test_a_failure_elasticsearch_raises_at_run_time_dead_letters_the_event() -> None:
+    # ES fails the whole query when a typed GROK capture cannot convert ("create" as int); per
+    # event, that event cannot be evaluated: it becomes a dead letter, never a crash.
+    with pytest.raises(MalformedEvent) as caught:
+        run('FROM logs-* | GROK kubernetes.audit.verb "%{WORD:n:int}"')
+    assert caught.value.reason == "evaluation_error"

@@ -130,10 +130,24 @@ def test_search_is_find() -> None:
 
 
 def test_result_over_one_mebibyte_is_null() -> None:
+    # Replace.safeReplace refuses when (result so far + estimate + rest) > 1 MiB, where the
+    # estimate counts each "$" as a whole match: "$0$0" on one 524288-unit match is exactly 1 MiB.
+    assert replace("a" * 524_288, "a+", "$0$0") == "a" * 1_048_576
+    assert replace("a" * 524_289, "a+", "$0$0") is None
+    assert replace("a" * 524_289, "a+", "$0") == "a" * 524_289
     text = "a" * (MAX_RESULT_UTF16 // 2 + 1)
-    assert replace(text, "a", "bb") is None
+    assert replace(text, "a", "bb") is None  # literal fast path must agree with the loop
     assert replace(text, "a", "b") == "b" * len(text)
-    assert replace("a" * MAX_RESULT_UTF16, "x*", "") is not None  # estimate stays within
+    assert replace(text, "[a]", "bb") is None
+
+
+@given(st.integers(400, 600), st.integers(-3, 3), st.sampled_from(["", "$0", "\\$", "$0$0"]))
+@settings(max_examples=60, deadline=None)
+def test_literal_fast_path_equals_exact_loop(count: int, slack: int, suffix: str) -> None:
+    # lengths chosen so that the result lands within a few units of the 1 MiB limit
+    text = ("a" + "-" * 99) * count
+    repl = "b" * ((MAX_RESULT_UTF16 - len(text)) // count + 1 + slack) + suffix
+    assert replace(text, "a", repl) == replace(text, "[a]", repl)
 
 
 _LITERALS = st.text(alphabet="ab.*+?()[]{}|^$\\\n-", min_size=1, max_size=4)
@@ -228,6 +242,23 @@ def test_matches_real_jdk(oracle: JdkOracle, pattern: str, text: str, replacemen
         return
     expected = answer[1] if answer[0] == "ok" else None
     assert regex.replace_all(text, replacement) == expected, answer
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern", "replacement"),
+    [
+        ("a" * 524_289, "a+", "$0$0"),
+        ("a" * 524_288, "a+", "$0$0"),
+        ("ab" * 300_000, "a", "xy"),
+        ("é" * 349_526, "é", "\\$é"),
+        ("a-" * 1000, "a", "b" * 1048),
+    ],
+)
+def test_size_limit_matches_jdk(
+    oracle: JdkOracle, text: str, pattern: str, replacement: str
+) -> None:
+    answer = oracle.ask("replace", pattern, text, replacement)
+    assert replace(text, pattern, replacement) == (answer[1] if answer[0] == "ok" else None)
 
 
 def test_supplementary_split_matches_jdk(oracle: JdkOracle) -> None:

@@ -58,7 +58,7 @@ def test_user_may_override_defaults_but_not_enforced_keys() -> None:
     assert conf["auto.offset.reset"] == "latest"
     with pytest.raises(SettingsError, match=r"\[producer\] enable.idempotence"):
         producer_config(kafka(common={"enable.idempotence": "false"}))
-    with pytest.raises(SettingsError, match="partition.assignment.strategy"):
+    with pytest.raises(SettingsError, match=r"partition\.assignment\.strategy"):
         consumer_config(kafka(consumer={"partition.assignment.strategy": "range"}))
 
 

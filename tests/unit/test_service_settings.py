@@ -124,7 +124,7 @@ def test_file_errors(tmp_path: Path) -> None:
 def test_kip848_rejects_classic_only_properties() -> None:
     env = {**MINIMAL, "AUDITSTREAM_GROUP_PROTOCOL": "consumer"}
     assert load_settings(None, env).kafka.group_protocol == "consumer"
-    with pytest.raises(SettingsError, match="session.timeout.ms does not exist"):
+    with pytest.raises(SettingsError, match=r"session\.timeout\.ms does not exist"):
         load_settings(None, {**env, "AUDITSTREAM_CONSUMER__SESSION_TIMEOUT_MS": "6000"})
 
 

@@ -32,6 +32,7 @@ from stream.logs import configure_logging
 from stream.service import Service
 from stream.settings import load_settings
 from tests.harness._jvm import REPO_ROOT, wait_until
+from tests.harness.kafka import KafkaCluster
 
 # In-process services log warnings and worse only: alert lines would flood the captured output.
 configure_logging("json", "warning")
@@ -149,6 +150,13 @@ def alert_keys(records: Sequence[Message]) -> Counter[str]:
     return Counter(bytes(m.key() or b"").decode() for m in records)
 
 
+@pytest.fixture
+def own_cluster() -> Iterator[KafkaCluster]:
+    """A single-node cluster for this test alone: outage tests stop it."""
+    with KafkaCluster(nodes=1) as cluster:
+        yield cluster
+
+
 @dataclass
 class Topics:
     inputs: str
@@ -157,8 +165,11 @@ class Topics:
     partitions: int
 
 
+CreateTopicFn = Callable[..., str]
+
+
 @pytest.fixture
-def topics(create_topic: Callable[..., str]) -> Topics:
+def topics(create_topic: CreateTopicFn) -> Topics:
     """A 6-partition input topic, a 3-partition alert topic, a dead-letter topic."""
     return Topics(create_topic(partitions=6), create_topic(partitions=3), create_topic(), 6)
 

@@ -43,7 +43,7 @@ BENIGN: tuple[tuple[str, ...], ...] = (
 CLIENTS: tuple[Client, ...] = ("kubectl", "javascript", "rancher", "python")
 Shape = Callable[[list[dict[str, Any]]], list[object]]
 SHAPES: dict[str, Shape] = {
-    "raw": lambda events: list(events),
+    "raw": list,
     "event_list": lambda events: [as_event_list(events)],
     "array": lambda events: [events],
     "ecs": lambda events: [as_ecs(e, layout="nested") for e in events],

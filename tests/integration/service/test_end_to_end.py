@@ -45,8 +45,10 @@ def test_avro_alerts_match_scan(
     assert len(expected) == len(set(expected)) > 20
     produce(bootstrap, topics.inputs, records)
     env = service_env(
-        bootstrap, topics, group_id, alert_format="avro", registry_url=schema_registry.url
-    )
+        bootstrap, topics, group_id, alert_format="avro", registry_url=schema_registry.url,
+        # a secret that must never reach the log (PLAINTEXT ignores it)
+        kafka__ssl_key_password="hunter2-never-logged",
+    )  # fmt: skip
     started = time.monotonic()
     proc = subprocesses(env)
     wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=90, alive=proc.check_alive)
@@ -70,6 +72,11 @@ def test_avro_alerts_match_scan(
     with urllib.request.urlopen(f"{schema_registry.url}/subjects", timeout=10) as response:
         assert f"{topics.alerts}-value" in json.loads(response.read())
     assert read_all(bootstrap, topics.dead_letters) == []
+    log = proc.log_path.read_text()
+    assert "hunter2" not in log
+    starting = [json.loads(x) for x in log.splitlines() if '"service_starting"' in x]
+    assert starting[0]["settings"]["kafka"] == {"ssl.key.password": "***"}
+    assert log.count('"alert_emitted"') == len(expected)  # one log line per alert
 
 
 def test_json_alerts_have_the_scan_structure(

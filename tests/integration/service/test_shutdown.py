@@ -51,7 +51,9 @@ def test_sigterm_mid_run_commits_acknowledged_work_and_exits_0(
         offsets = committed(bootstrap, group_id, topics.inputs, topics.partitions)
         return sum(max(o, 0) for o in offsets.values()) > len(records) // 10
 
-    wait_until(some_progress, timeout=60, what="a tenth of the input committed", alive=proc.check_alive)
+    wait_until(
+        some_progress, timeout=60, what="a tenth of the input committed", alive=proc.check_alive
+    )
     signalled = time.monotonic()
     proc.signal(signal.SIGTERM)
     code = proc.wait(15)
@@ -67,9 +69,12 @@ def test_sigterm_mid_run_commits_acknowledged_work_and_exits_0(
         source = json.loads(msg.value())["source"]
         assert source["offset"] < after[source["partition"]], (source, after)
     lines = [json.loads(line) for line in proc.log_path.read_text().splitlines() if line]
-    events = [line["event"] for line in lines]
-    assert "service_stopped" in events
-    assert events.index("signal_received") < events.index("service_stopped")
+    stopping = [line for line in lines if line["event"] == "service_stopping"]
+    assert [line["reason"] for line in stopping] == ["SIGTERM"]
+    stopped = [line for line in lines if line["event"] == "service_stopped"]
+    assert len(stopped) == 1
+    logged = {int(k.rsplit("[", 1)[1].rstrip("]")): v for k, v in stopped[0]["committed"].items()}
+    assert all(after[p] == offset for p, offset in logged.items())  # what it says it committed
 
     second = subprocesses(env)  # the next replica finishes the work
     wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=120, alive=second.check_alive)

