@@ -83,9 +83,11 @@ def _kafka_version() -> str:
 
 
 def _confluent_versions() -> str:
+    from importlib.metadata import version  # noqa: PLC0415
+
     import confluent_kafka  # noqa: PLC0415
 
-    return f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+    return f"{version('confluent-kafka')} (librdkafka {confluent_kafka.libversion()[0]})"
 
 
 def ratios(results: Mapping[str, Any]) -> dict[str, float | None]:
@@ -170,7 +172,10 @@ def render(results: Mapping[str, Any]) -> str:
         "",
         "**Caveat:** the broker, the contender and the runner share these cores, and the machine "
         "is a shared VM: runs differ by ±20 % or more. Ratios between contenders measured in the "
-        "same run are more trustworthy than absolute rates.",
+        "same run are more trustworthy than absolute rates, and *events/CPU-s* (messages over "
+        "the contender's own user+system CPU time, all threads) is the figure to compare when "
+        "the load average (last column, at start → end of each contender) is above the core "
+        "count: it does not depend on how much CPU the scheduler handed out.",
         "",
         "## Workload",
         "",
@@ -265,6 +270,11 @@ METHOD = (
     "calling `DetectionPipeline.process_message`. (e) `python -m stream.cli scan FILE` minus the "
     "time of a scan of an empty file (start-up). (g) is `VmHWM` of (b). (i) is two (b) "
     "processes against one.",
+    "- Latency is bounded below by batching: `Consumer.consume(num_messages=batch_size, "
+    "timeout=poll_timeout)` returns when the batch is full or the timeout expires, so below "
+    "`batch_size / poll_timeout` events/s (500 / 0.5 s = 1,000/s with the defaults) a message "
+    "waits up to `poll_timeout` before it is even processed. Above the service's capacity "
+    "(figure (b)) the latency at 5,000 events/s measures a growing backlog, not the pipeline.",
     "- The alerts column counts records on each contender's own alert topic (our contenders "
     "alert once per rule and auditID; the naive port once per matching stage).",
 )

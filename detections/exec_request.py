@@ -146,6 +146,15 @@ def _segments(raw_path: str) -> list[str] | None:
     return [part for part in decoded.split("/") if part]
 
 
+def _may_name_exec(request_uri: str) -> bool:
+    """Cheap test for events without a subresource: could the path route to exec/attach/run?
+
+    A percent-escape anywhere in the path may spell one of them, so it keeps the full parse.
+    """
+    path = request_uri.partition("?")[0]
+    return "%" in path or "/exec" in path or "/attach" in path or "/run" in path
+
+
 def parse_exec_request(request_uri: str, subresource: str | None) -> ExecRequest | None:
     """Decode a pod ``exec``/``attach`` or kubelet-proxy ``exec``/``run`` request.
 
@@ -153,6 +162,8 @@ def parse_exec_request(request_uri: str, subresource: str | None) -> ExecRequest
     the path decides. Returns ``None`` for any other request, or a path Go would reject.
     """
     if subresource is not None and subresource not in _SUBRESOURCES:
+        return None
+    if subresource is None and not _may_name_exec(request_uri):
         return None
     raw_path, query = _split_uri(request_uri)
     parts = _segments(raw_path)

@@ -135,7 +135,7 @@ class _Scope:
 def _compile_command(command: ast.Command, scope: _Scope) -> Stage | None:
     match command:
         case ast.Where(condition=condition):
-            return _where(compile_expression(condition, scope))
+            return _where(condition, scope)
         case ast.Eval(assignments=assignments):
             return _eval(assignments, scope)
         case ast.Grok(operand=operand, pattern=pattern, pos=pos):
@@ -160,11 +160,33 @@ def _compile_command(command: ast.Command, scope: _Scope) -> Stage | None:
             raise TypeError(f"not a command: {command!r}")
 
 
-def _where(condition: Evaluator) -> Stage:
-    def where(row: Row) -> bool:
-        return condition(row) is True
+def _where(condition: ast.Expr, scope: _Scope) -> Stage:
+    """Keep the row only when the condition is true.
 
-    return where
+    A top-level ``a AND b AND ...`` is true only when every conjunct is true, so the stage stops
+    at the first conjunct that is false *or null*: three-valued AND would go on evaluating the
+    rest after a null, which can change nothing here (routine events, whose subresource is null,
+    skip the ``LIKE`` on their URI).
+    """
+    conjuncts = [compile_expression(c, scope) for c in _conjuncts(condition)]
+    if len(conjuncts) == 1:
+        (only,) = conjuncts
+
+        def where_one(row: Row) -> bool:
+            return only(row) is True
+
+        return where_one
+
+    def where_all(row: Row) -> bool:
+        return all(conjunct(row) is True for conjunct in conjuncts)
+
+    return where_all
+
+
+def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
+    if isinstance(expr, ast.Logical) and expr.op == "AND":
+        return _conjuncts(expr.left) + _conjuncts(expr.right)
+    return [expr]
 
 
 def _eval(assignments: Sequence[tuple[str, ast.Expr]], scope: _Scope) -> Stage:

@@ -8,7 +8,7 @@ import pytest
 
 from stream.cli import build_parser
 from stream.errors import SettingsError
-from stream.run_command import flags_from_args
+from stream.run_command import flags_from_args, run_command
 from stream.settings import load_settings
 
 MINIMAL = {
@@ -153,6 +153,13 @@ def test_secrets_hidden_in_repr_and_describe() -> None:
     assert settings.kafka.common["sasl.password"] == "hunter2-sasl"  # still usable
     assert settings.alerts.registry_auth is not None
     assert settings.alerts.registry_auth.reveal() == "svc:hunter2-auth"
+
+
+def test_run_refuses_bad_settings_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["run", "--alert-topic", "a", "--http-port", "70000"])
+    assert run_command(args, environ={**MINIMAL}) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration: --http-port: must be between 0 and 65535" in err
 
 
 def test_settings_are_frozen() -> None:

@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tests.harness._jvm import wait_until
 from tests.harness.registry import SchemaRegistry
 from tests.integration.service.conftest import (
     RunningService,
@@ -79,17 +80,26 @@ def test_avro_alerts_match_scan(
     assert log.count('"alert_emitted"') == len(expected)  # one log line per alert
 
 
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_json_alerts_have_the_scan_structure(
+    protocol: str,
     bootstrap: str,
     topics: Topics,
     group_id: str,
     in_process: Callable[[Mapping[str, str]], RunningService],
     tmp_path: Path,
 ) -> None:
+    """Both group protocols: classic with cooperative-sticky, and KIP-848 (``consumer``)."""
     records = build_corpus(execs=40, routine=100, seed=11)
     produce(bootstrap, topics.inputs, records)
-    running = in_process(service_env(bootstrap, topics, group_id))
+    env = service_env(bootstrap, topics, group_id, group_protocol=protocol)
+    if protocol == "consumer":  # the broker owns the session with KIP-848
+        del env["AUDITSTREAM_CONSUMER__SESSION_TIMEOUT_MS"]
+        del env["AUDITSTREAM_CONSUMER__HEARTBEAT_INTERVAL_MS"]
+    running = in_process(env)
     wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=60, alive=running.check_alive)
+    wait_until(lambda: _lags(running) == dict.fromkeys(range(topics.partitions), 0), timeout=15,
+               what="consumer lag 0 on every partition (librdkafka statistics)")  # fmt: skip
     assert running.stop() == 0
     alerts = read_all(bootstrap, topics.alerts)
     assert max(alert_keys(alerts).values()) == 1
@@ -113,3 +123,11 @@ def test_json_alerts_have_the_scan_structure(
         if s.name == "auditstream_alerts_total"
     )
     assert total == len(expected)
+
+
+def _lags(running: RunningService) -> dict[int, float]:
+    return {
+        int(sample.labels["partition"]): sample.value
+        for family in running.service.metrics.lag.collect()
+        for sample in family.samples
+    }
