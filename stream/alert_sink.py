@@ -12,6 +12,7 @@ only matters to a replica that starts during it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -87,12 +88,18 @@ def registry_client(settings: AlertSettings) -> SchemaRegistryClient:
     return SchemaRegistryClient(conf)
 
 
-def avro_encoder(settings: AlertSettings, topic: str, *, startup_timeout: float) -> Encoder:
+def avro_encoder(
+    settings: AlertSettings,
+    topic: str,
+    *,
+    startup_timeout: float,
+    abort: threading.Event | None = None,
+) -> Encoder:
     """Register ``schemas/alert.avsc`` under ``<topic>-value`` (retrying), then serialise."""
     client = registry_client(settings)
     schema_text = alert_schema()
     subject = f"{topic}-value"
-    _register(client, subject, schema_text, startup_timeout)
+    _register(client, subject, schema_text, startup_timeout, abort)
     serializer = AvroSerializer(
         client,
         schema_text,
@@ -107,8 +114,16 @@ def avro_encoder(settings: AlertSettings, topic: str, *, startup_timeout: float)
     return Encoder(encode, AVRO_CONTENT_TYPE)
 
 
-def _register(client: SchemaRegistryClient, subject: str, schema: str, deadline: float) -> None:
-    retrying = bounded("register_schema", deadline=deadline, retriable=_registry_retriable)
+def _register(
+    client: SchemaRegistryClient,
+    subject: str,
+    schema: str,
+    deadline: float,
+    abort: threading.Event | None,
+) -> None:
+    retrying = bounded(
+        "register_schema", deadline=deadline, retriable=_registry_retriable, abort=abort
+    )
     try:
         registered = retrying(
             client.register_schema_full_response, subject, Schema(schema, schema_type="AVRO")

@@ -9,8 +9,11 @@ A checkpoint runs in numbered steps:
 3. take, per partition, the committable offset from the :class:`OffsetTracker`: one past the
    longest prefix of messages whose every output (alerts, dead letters) the broker acknowledged,
    keeping only the partitions that moved since their last commit;
-4. commit exactly those offsets, synchronously, waiting at most a bounded time (librdkafka's
-   synchronous commit waits forever for an absent coordinator; the loop must keep turning);
+4. commit exactly those offsets, synchronously. From the loop, the call waits a bounded time
+   (librdkafka's synchronous commit waits forever for an absent coordinator, and the loop must
+   keep turning); inside a rebalance callback it runs on the callback's own thread, the only
+   place librdkafka serves a commit while the rebalance is in progress, and the coordinator is
+   reachable by construction (it is the one rebalancing);
 5. check each partition's error in the broker's answer.
 
 It runs on an interval, on partition revoke (after flushing the producer, see
@@ -91,9 +94,17 @@ class Checkpoint:
         return True
 
     def commit_with_retries(
-        self, trigger: str, deadline: float, partitions: Collection[Partition] | None = None
+        self,
+        trigger: str,
+        deadline: float,
+        partitions: Collection[Partition] | None = None,
+        *,
+        in_callback: bool = False,
     ) -> bool:
-        """Like :meth:`commit`, retrying retriable failures until ``deadline`` s have passed."""
+        """Like :meth:`commit`, retrying retriable failures until ``deadline`` s have passed.
+
+        ``in_callback``: called from a rebalance callback, so the commit runs on this thread.
+        """
         retrying = bounded(
             f"commit_{trigger}",
             deadline=deadline,
@@ -103,7 +114,11 @@ class Checkpoint:
         )
         end = self._clock() + deadline
         try:
-            retrying(lambda: self._commit_once(trigger, partitions, end - self._clock()))
+            retrying(
+                lambda: self._commit_once(
+                    trigger, partitions, None if in_callback else end - self._clock()
+                )
+            )
         except CommitFailed as err:
             self._metrics.commit_failures.labels(trigger).inc()
             _log.error("checkpoint_failed", trigger=trigger, error=str(err), gave_up=True)
@@ -116,7 +131,7 @@ class Checkpoint:
             self._committed.pop(partition, None)
 
     def _commit_once(
-        self, trigger: str, partitions: Collection[Partition] | None, timeout: float
+        self, trigger: str, partitions: Collection[Partition] | None, timeout: float | None
     ) -> None:
         self._delivery.poll(0)  # 1. acknowledgements already received count
         self._delivery.raise_delivery_errors()  # 2. lost output: never commit past it
@@ -140,9 +155,14 @@ class Checkpoint:
             offsets={f"{tp.topic}[{tp.partition}]": tp.offset for tp in offsets},
         )
 
-    def _commit_call(self, offsets: list[TopicPartition], timeout: float) -> list[TopicPartition]:
-        """The commit, on a helper thread; one at a time (an abandoned one may still be waiting
-        for the coordinator: it commits offsets that were safe when asked, which stays safe)."""
+    def _commit_call(
+        self, offsets: list[TopicPartition], timeout: float | None
+    ) -> list[TopicPartition]:
+        """The commit: on this thread (``timeout`` None), or on a helper thread, one at a time
+        (an abandoned one may still be waiting for the coordinator: it commits offsets that were
+        safe when asked, which stays safe)."""
+        if timeout is None:
+            return self._direct_commit(offsets)
         if timeout < 0.05:
             raise CommitFailed("no time left for a commit", retriable=False)
         if self._in_flight is not None and not self._in_flight.is_set():
@@ -163,10 +183,13 @@ class Checkpoint:
         except TimedOut as err:
             raise CommitFailed(str(err), retriable=True) from err
         except KafkaException as err:
-            error: KafkaError = err.args[0]
-            raise CommitFailed(
-                f"{error.name()}: {error.str()}", retriable=_retriable(error)
-            ) from err
+            raise _failed(err) from err
+
+    def _direct_commit(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
+        try:
+            return list(self._consumer.commit(offsets=offsets, asynchronous=False) or ())
+        except KafkaException as err:
+            raise _failed(err) from err
 
     def _moved(self, partitions: Collection[Partition] | None) -> list[TopicPartition]:
         positions = self._tracker.committable_all()
@@ -176,6 +199,11 @@ class Checkpoint:
             for topic, partition in sorted(wanted)
             if self._committed.get((topic, partition)) != positions[(topic, partition)]
         ]
+
+
+def _failed(err: KafkaException) -> CommitFailed:
+    error: KafkaError = err.args[0]
+    return CommitFailed(f"{error.name()}: {error.str()}", retriable=_retriable(error))
 
 
 def _retriable(error: KafkaError) -> bool:

@@ -16,6 +16,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
+    stop_when_event_set,
     wait_exponential,
     wait_random,
 )
@@ -31,8 +32,10 @@ def bounded(
     retriable: Callable[[BaseException], bool],
     initial: float = 0.2,
     longest: float = 5.0,
+    abort: threading.Event | None = None,
 ) -> Retrying:
-    """A ``Retrying`` that gives up after ``deadline`` s and re-raises the last error."""
+    """A ``Retrying`` that gives up after ``deadline`` s (or once ``abort`` is set, e.g. by a
+    stop request) and re-raises the last error."""
 
     def log_wait(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -44,7 +47,7 @@ def bounded(
 
     return Retrying(
         retry=retry_if_exception(retriable),
-        stop=stop_after_delay(deadline),
+        stop=stop_after_delay(deadline) | stop_when_event_set(abort or threading.Event()),
         wait=wait_exponential(multiplier=initial, max=longest) + wait_random(0, initial),
         before_sleep=log_wait,
         reraise=True,

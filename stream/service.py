@@ -97,6 +97,9 @@ class Service:
             _log.error("invalid_settings", error=str(err))
             return EXIT_CONFIG
         except (StreamError, KafkaException) as err:
+            if isinstance(err, StartupError) and self._stop.is_set():
+                _log.info("service_stopped", during="startup", reason=self._stop_reason)
+                return EXIT_OK  # stopped while still waiting for the broker or registry
             _log.error("service_failed", error=str(err), error_class=type(err).__name__)
             return EXIT_FATAL
         except Exception:  # a defect: still exit non-zero, with the traceback in the log
@@ -159,6 +162,7 @@ class Service:
             alerts,
             self.settings.topics.alerts,
             startup_timeout=self.settings.runtime.startup_timeout,
+            abort=self._stop,
         )
 
     def _build_processor(self, delivery: Delivery, encoder: Encoder) -> MessageProcessor:
@@ -179,9 +183,10 @@ class Service:
     def _await_topics(self, consumer: Consumer) -> None:
         """Wait (bounded, logged) until the broker answers and both output topics exist."""
         outputs = (self.settings.topics.alerts, self.settings.topics.dead_letters)
+        startup = max(self.settings.runtime.startup_timeout, 0.5)
 
         def check() -> None:
-            topics = consumer.list_topics(timeout=5).topics
+            topics = consumer.list_topics(timeout=min(5.0, startup)).topics
             missing = [t for t in outputs if t not in topics or topics[t].error is not None]
             if missing:
                 raise StartupError(f"output topic(s) missing: {', '.join(missing)}")
@@ -190,6 +195,7 @@ class Service:
             "await_topics",
             deadline=self.settings.runtime.startup_timeout,
             retriable=lambda err: isinstance(err, KafkaException | StartupError),
+            abort=self._stop,
         )
         try:
             retrying(check)
@@ -280,7 +286,7 @@ class Service:
                 left = self._delivery.flush(budget * 0.6)
                 self._forget_window_if(left > 0)
                 self._checkpoint.commit_with_retries(
-                    "revoke", max(deadline - time.monotonic(), 0.1), revoked
+                    "revoke", max(deadline - time.monotonic(), 0.1), revoked, in_callback=True
                 )
         except BaseException as err:  # latched, raised by the loop
             self._latch(err)

@@ -134,6 +134,9 @@ FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
 }
 SECRET_FIELDS: Final = frozenset({"registry_basic_auth"})
 
+# librdkafka properties spelled with an underscore, which a variable name cannot tell from a dot.
+_UNDERSCORED: Final = {"log.level": "log_level"}
+
 Raw = dict[str, tuple[object, str]]  # name -> (value as given, where it was given)
 
 
@@ -207,7 +210,8 @@ def _add_env(layers: _Layers, env: Mapping[str, str]) -> None:
         rest = name[len(ENV_PREFIX) :]
         table, sep, prop = rest.partition("__")
         if sep and table.lower() in TABLES and prop:
-            layers.tables[table.lower()][prop.lower().replace("_", ".")] = (value, name)
+            key = prop.lower().replace("_", ".")
+            layers.tables[table.lower()][_UNDERSCORED.get(key, key)] = (value, name)
         elif not sep and rest.lower() in FIELDS:
             layers.scalars[rest.lower()] = (value, name)
         else:

@@ -154,6 +154,45 @@ def _is_empty(terms: Terms, node: Node) -> bool:
     return True
 
 
+def _empty_repeats(node: Node, terms: Terms, pattern: str) -> Node:
+    """Reproduce Lucene 10's repeats of an automaton without states (an empty language).
+
+    Checked against the real Lucene: ``x*``, ``x+`` and ``x{n,}`` of an empty ``x`` match
+    nothing (not even the empty string, unlike the textbook star); ``x{0,m}`` is the empty
+    string; ``x{n,m}`` with ``n >= 1`` throws ArrayIndexOutOfBoundsException while building the
+    automaton, which fails the query in Elasticsearch, so it fails the rule's load here.
+    """
+    match node:
+        case Repeat(inner=inner, lo=lo, hi=hi):
+            inner = _empty_repeats(inner, terms, pattern)
+            if not _is_empty(terms, inner):
+                return Repeat(inner, lo, hi)
+            if hi is None:
+                return EmptyLang()
+            if lo == 0:
+                return Lit("")
+            raise QuerySyntaxError(
+                f"invalid RLIKE pattern {pattern!r}: Lucene cannot build a bounded repeat of "
+                "an empty language (ArrayIndexOutOfBoundsException)"
+            )
+        case Concat(left=left, right=right):
+            return Concat(
+                _empty_repeats(left, terms, pattern), _empty_repeats(right, terms, pattern)
+            )
+        case Union(left=left, right=right):
+            return Union(
+                _empty_repeats(left, terms, pattern), _empty_repeats(right, terms, pattern)
+            )
+        case Inter(left=left, right=right):
+            return Inter(
+                _empty_repeats(left, terms, pattern), _empty_repeats(right, terms, pattern)
+            )
+        case Complement(inner=inner):
+            return Complement(_empty_repeats(inner, terms, pattern))
+        case _:
+            return node
+
+
 class _NotTranslatable(Exception):
     """The node needs intersection or complement (or exceeds RE2's limits)."""
 
@@ -265,6 +304,7 @@ def matcher_from_node(pattern: str, node: Node, *, use_re2: bool = True) -> Rlik
         sets: list[tuple[tuple[int, int], ...]] = []
         collect_sets(node, sets)
         terms = Terms(Classes(sets))
+        node = _empty_repeats(node, terms, pattern)
         dfa = Dfa(terms, terms.build(node), pattern)
         compiled = _compile_re2(node, terms) if use_re2 else None
     except RecursionError:

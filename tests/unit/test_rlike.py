@@ -420,3 +420,20 @@ def test_agrees_with_real_lucene(lucene: LuceneOracle, pattern: str, texts: list
         assume(not theirs.startswith("T"))  # Lucene's own determinization budget
         ours = _ours(pattern, text)
         assert ours[0] == theirs[0], (pattern, text, ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matches_empty"),
+    [("#*", False), ("(a&b)*", False), ("#{2,}", False), ("#{0,1}", True), ("(#*)?", True)],
+)
+def test_repeats_of_an_empty_language_follow_lucene(pattern: str, matches_empty: bool) -> None:
+    # Found by the Lucene oracle: Lucene 10 builds x* of an empty x as an empty automaton.
+    assert compile_rlike(pattern).matches("") is matches_empty
+    assert not compile_rlike(pattern).matches("a")
+
+
+@pytest.mark.parametrize("pattern", ["#{1}", "#{2}", "(a&b){2}", "~@{1,3}", "(#*){2}"])
+def test_bounded_repeats_of_an_empty_language_fail_like_lucene(pattern: str) -> None:
+    # Lucene throws ArrayIndexOutOfBoundsException building these; Elasticsearch fails the query.
+    with pytest.raises(QuerySyntaxError, match="empty language"):
+        compile_rlike(pattern)

@@ -128,6 +128,17 @@ def test_kip848_rejects_classic_only_properties() -> None:
         load_settings(None, {**env, "AUDITSTREAM_CONSUMER__SESSION_TIMEOUT_MS": "6000"})
 
 
+def test_environment_property_names() -> None:
+    env = {
+        **MINIMAL,
+        "AUDITSTREAM_CONSUMER__FETCH_MAX_BYTES": "1000",
+        "AUDITSTREAM_KAFKA__LOG_LEVEL": "3",
+    }
+    settings = load_settings(None, env)
+    assert dict(settings.kafka.consumer) == {"fetch.max.bytes": "1000"}
+    assert dict(settings.kafka.common) == {"log_level": "3"}
+
+
 def test_unknown_environment_is_reported_not_fatal() -> None:
     settings = load_settings(None, {**MINIMAL, "AUDITSTREAM_CACHE": "/tmp/x"})
     assert settings.ignored_env == ("AUDITSTREAM_CACHE",)

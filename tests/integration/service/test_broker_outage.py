@@ -50,7 +50,7 @@ def test_broker_stopped_for_20s_mid_run(
         create_topic(cluster=own_cluster),
         6,
     )
-    records = build_corpus(execs=1_000, routine=30_000, seed=42)
+    records = build_corpus(execs=500, routine=15_000, seed=42)
     expected = set(scan_alert_ids(records, tmp_path))
     produce(bootstrap, topics.inputs, records)
     ends = end_offsets(bootstrap, topics.inputs)

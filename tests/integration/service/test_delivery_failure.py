@@ -45,7 +45,7 @@ def test_message_timeout_exits_non_zero_without_committing_past_it(
         create_topic(cluster=own_cluster),
         6,
     )
-    records = build_corpus(execs=1_000, routine=20_000, seed=8)
+    records = build_corpus(execs=300, routine=6_000, seed=8)
     expected = set(scan_alert_ids(records, tmp_path))
     produce(bootstrap, topics.inputs, records)
     env = service_env(bootstrap, topics, group_id, commit_interval="1",
