@@ -20,6 +20,7 @@ from stream.pipeline import DetectionPipeline
 from stream.rules_command import run_rules_command
 from stream.run_command import run_command
 from stream.scan import scan
+from stream.traffic import main as traffic_main
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "flags win over the environment, which wins over the file. See README.md.",
     )  # fmt: skip
     _add_run_options(run_cmd)
+
+    commands.add_parser(
+        "gen",
+        add_help=False,
+        help="generate realistic audit traffic to a file or a topic (auditstream gen --help)",
+    )  # fmt: skip; its arguments are parsed by stream.traffic
 
     rules_cmd = commands.add_parser("rules", help="list, show or test the loaded rules")
     rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
@@ -133,7 +140,10 @@ def _add_property_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["gen"]:
+        return traffic_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     if args.command == "run":
         return run_command(args)
     rules = load_rules(args.rules, builtin=not args.no_builtin_rules)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -92,11 +91,3 @@ class Delivery:
             self._error = DeliveryError(
                 str(msg.topic()), err.name(), err.str(), fatal=bool(err.fatal())
             )
-
-    def close(self, timeout: float) -> int:
-        """Flush what can be flushed in ``timeout`` s; returns how many records were left."""
-        return self.flush(timeout)
-
-    @property
-    def producer(self) -> Any:
-        return self._producer

@@ -82,6 +82,11 @@ class Service:
         self._stop.set()
 
     @property
+    def assigned(self) -> tuple[Partition, ...]:
+        """The partitions this replica owns now."""
+        return self._tracker.partitions
+
+    @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 

@@ -371,9 +371,9 @@ def _produce_one(
 # --------------------------------------------------------------------------- command line
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "auditstream gen") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m stream.traffic",
+        prog=prog,
         description="Generate realistic audit traffic to a JSON-lines file or a Kafka topic.",
     )
     parser.add_argument("--count", type=int, required=True, help="messages to generate")

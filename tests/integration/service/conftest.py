@@ -55,7 +55,7 @@ def produce(
 
     producer = Producer(
         {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20,
-         "compression.type": "lz4", "batch.num.messages": 10000}
+         "compression.type": "lz4", "batch.num.messages": 200}
     )  # fmt: skip
     for index, value in enumerate(values):
         key = keys[index] if keys is not None else str(index).encode()

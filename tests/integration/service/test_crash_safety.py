@@ -44,10 +44,10 @@ def test_kill_9_five_times_loses_nothing(
     execs = 2_000  # about three audit events each (some shapes pack them in one record)
     records = build_corpus(execs=execs, routine=EVENTS - 3 * execs, seed=2024)
     expected = set(scan_alert_ids(records, tmp_path))
-    started = time.monotonic()
-    produce(bootstrap, topics.inputs, records)
-    print(f"\nproduced {len(records)} records in {time.monotonic() - started:.1f}s")
-    ends = end_offsets(bootstrap, topics.inputs)
+    # The events stream in during the run: one part before each (re)start, the last one after
+    # the last kill, so every kill lands while there is work in flight.
+    size = len(records) // (KILLS + 1) + 1
+    parts = [records[i : i + size] for i in range(0, len(records), size)]
     # Static membership: a restarted replica takes its predecessor's place at once instead of
     # waiting for the dead member's session to time out (how a StatefulSet would run it).
     env = service_env(
@@ -57,19 +57,23 @@ def test_kill_9_five_times_loses_nothing(
     rng = random.Random()
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
-    print(f"kill schedule seed {seed}")
+    print(f"\n{len(records)} records in {len(parts)} parts; kill schedule seed {seed}")
     run_started = time.monotonic()
     for kill in range(1, KILLS + 1):
+        produce(bootstrap, topics.inputs, parts[kill - 1])
         proc = subprocesses(env)
         wait_until(lambda p=proc: _started(p), timeout=30, what="the service to start",
                    alive=proc.check_alive)  # fmt: skip
-        time.sleep(rng.uniform(0.5, 4.0))  # the random moment: processing is under way
+        time.sleep(rng.uniform(0.2, 2.0))  # the random moment
         proc.check_alive()
-        progress = committed(bootstrap, group_id, topics.inputs, topics.partitions)
         proc.kill()
+        progress = committed(bootstrap, group_id, topics.inputs, topics.partitions)
         done = sum(max(o, 0) for o in progress.values())
-        print(f"kill -9 #{kill} at {time.monotonic() - run_started:.1f}s, committed {done}")
-        assert progress != ends, "the input was finished before the kill: make it longer"
+        print(f"kill -9 #{kill} at {time.monotonic() - run_started:.1f}s: committed {done} "
+              f"of {sum(len(part) for part in parts[:kill])} produced so far")  # fmt: skip
+    produce(bootstrap, topics.inputs, parts[KILLS])
+    ends = end_offsets(bootstrap, topics.inputs)
+    assert sum(ends.values()) == len(records)
 
     final = subprocesses(env)
     wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=240, alive=final.check_alive)
