@@ -1,7 +1,9 @@
 """Crash safety: kill -9 the service at random moments, five times, during a run of 50,000 audit
-events, restarting it each time. Every expected alert id is on the alert topic at least once, and
-the group's committed offsets reach the end of the input. The duplicate count is printed: it is
-the price of at-least-once, and downstream deduplicates on the alert key.
+events (streamed in six parts, so that each kill meets work in flight), restarting it each time.
+Every expected alert id is on the alert topic at least once, and the group's committed offsets
+reach the end of the input. The duplicate count is printed: it is the price of at-least-once
+(replayed work since the last commit, and a fresh repeat window after each restart), and
+downstream deduplicates on the alert key.
 """
 
 from __future__ import annotations
