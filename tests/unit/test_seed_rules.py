@@ -7,15 +7,17 @@ steps. These are the cases where a naive port diverges from Elastic.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import detections.esql.functions as esql_functions
-from detections.audit_event import events_from_json
+from detections.audit_event import decode_message, events_from_json
 from detections.engine import Detector
 from detections.rule_loader import BUILTIN_RULES, load_rules
+from stream.synthetic import as_ecs, as_event_list, as_wrapped
 from tests.unit.esql_harness import audit_event
 
 REVERSE_SHELL = "f1a2b3c4-d5e6-4789-a012-3456789abc01"
@@ -180,3 +182,28 @@ def test_shared_stages_run_once_per_event(monkeypatch: pytest.MonkeyPatch) -> No
     (event,) = events_from_json(audit_event(uri))
     detector.detect(event)
     assert len(calls) == 1
+
+
+SHAPES: dict[str, Callable[[dict[str, Any]], object]] = {
+    "event": lambda e: e,
+    "event_list": lambda e: as_event_list([e]),
+    "array": lambda e: [e],
+    "ecs_nested": lambda e: as_ecs(e, layout="nested"),
+    "ecs_flattened": lambda e: as_ecs(e, layout="flattened"),
+    "ecs_mixed": lambda e: as_ecs(e, layout="mixed"),
+    "wrapped_log": lambda e: as_wrapped(e, "log"),
+    "wrapped_message_ecs": lambda e: as_wrapped(as_ecs(e), "message"),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("name", "uri", "rules", "executed"), CASES, ids=[c[0] for c in CASES])
+def test_seed_rules_give_the_same_answer_in_every_input_shape(
+    elastic_only: Detector, shape: str, name: str, uri: str, rules: set[str], executed: str | None
+) -> None:
+    message = json.dumps(SHAPES[shape](audit_event(uri))).encode()
+    (event,) = decode_message(message)
+    hits = {hit.rule.rule_id: dict(hit.fields) for hit in elastic_only.detect(event)}
+    assert set(hits) == rules
+    for fields in hits.values():
+        assert fields["Esql.executed_command"] == executed
