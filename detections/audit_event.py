@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from detections.ecs_shape import is_ecs_document, split_ecs
 from detections.errors import MalformedEvent
 from detections.field_path import MISSING, FieldPath, ecs_key, lookup_annotation, to_value
@@ -141,6 +143,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_STDLIB_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+"""Built once: ``json.loads(text, parse_constant=...)`` builds a new decoder on every call."""
+_ORJSON_MAX_BRACKETS: Final = 200
+"""Above this many ``{``/``[`` the depth could reach where ``json`` raises RecursionError
+(the interpreter's limit less the caller's stack) and orjson (limit 1024) does not."""
+_LONG_NUMBER: Final = b"0" * 19
+"""orjson turns an integer beyond 64 bits into a float where ``json`` keeps the exact int; every
+such integer has at least 19 digits."""
+_CANONICAL: Final = bytes.maketrans(b"123456789[", b"000000000{")
+
+
 def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[AuditEvent]:
     """Decode one Kafka message value or one line of a file into its audit events.
 
@@ -153,12 +166,29 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[A
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise MalformedEvent("not_utf8", f"invalid UTF-8 at byte {err.start}") from err
-    return events_from_json(_parse_json(text.removeprefix("\ufeff"), "not_json"))
+    if text.startswith("\ufeff"):
+        return events_from_json(_parse_json(text[1:], "not_json"))
+    return events_from_json(_parse_json(text, "not_json", data))
 
 
-def _parse_json(text: str, reason: str) -> object:
+def _parse_json(text: str, reason: str, raw: bytes | None = None) -> object:
+    """``json.loads`` semantics, through orjson where the two provably agree.
+
+    orjson is strict where ``json`` is lenient (lone surrogate escapes, NaN, numbers out of
+    double range): any orjson error falls back to ``json``, which decides. Where orjson would
+    *accept* something differently (integers beyond 64 bits, nesting ``json`` refuses), the
+    input is sent to ``json`` directly. ``raw`` is ``text`` as UTF-8 when the caller has it.
+    """
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
+    canonical = raw.translate(_CANONICAL)
+    if canonical.count(b"{") < _ORJSON_MAX_BRACKETS and _LONG_NUMBER not in canonical:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _STDLIB_DECODER.decode(text)
     except (ValueError, RecursionError) as err:
         raise MalformedEvent(reason, f"cannot parse JSON: {err}") from err
 

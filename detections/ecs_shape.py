@@ -29,7 +29,14 @@ def is_ecs_document(obj: Mapping[str, Any]) -> bool:
 
 
 def split_ecs(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return ``(audit_event, rest_of_document)``; the input is not modified."""
+    """Return ``(audit_event, rest_of_document)``; the input is not modified.
+
+    The common layout (one nested ``kubernetes.audit`` object, no dotted audit keys anywhere)
+    is read in place: the event shares the input's nested objects instead of copying them.
+    """
+    nested = _nested_only(doc)
+    if nested is not None:
+        return nested
     audit: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     for key, value in doc.items():
@@ -46,6 +53,41 @@ def split_ecs(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     annotations = audit.get("annotations")
     if isinstance(annotations, Mapping):
         audit["annotations"] = {restore_annotation_key(k): v for k, v in annotations.items()}
+    return audit, rest
+
+
+def _nested_only(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The split of a document whose only audit spelling is ``{"kubernetes": {"audit": {...}}}``
+    with no dotted key directly under ``audit``; ``None`` for any other layout.
+
+    Equal to the general merge, which on this layout only copies (JSON objects are dicts).
+    """
+    kubernetes = doc.get("kubernetes")
+    if type(kubernetes) is not dict:
+        return None
+    source = kubernetes.get("audit")
+    if type(source) is not dict:
+        return None
+    for key in doc:
+        if key == "kubernetes.audit" or key.startswith(AUDIT_PREFIX):
+            return None
+    for key in kubernetes:
+        if key.startswith("audit."):
+            return None
+    for key in source:
+        if "." in key:
+            return None
+    audit = dict(source)
+    annotations = audit.get("annotations")
+    if isinstance(annotations, Mapping):
+        audit["annotations"] = {restore_annotation_key(k): v for k, v in annotations.items()}
+    kube_rest = {key: value for key, value in kubernetes.items() if key != "audit"}
+    rest: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key != "kubernetes":
+            rest[key] = value
+        elif kube_rest:
+            rest[key] = kube_rest
     return audit, rest
 
 

@@ -14,6 +14,7 @@ from detections.alert import Alert, SourceRef, build_alert
 from detections.audit_event import AuditEvent, decode_message
 from detections.engine import Detector
 from stream.alert_window import RecentAlerts
+from stream.prefilter import ExecPrefilter, build_prefilter
 
 EXEC_SUBRESOURCES = frozenset({"exec", "attach"})
 
@@ -26,10 +27,18 @@ class Detections:
     exec_requests: int
     alerts: tuple[Alert, ...]
     repeats: int  # alerts suppressed because the window had already seen their id
+    prefiltered: bool = False  # decoded in full, but the rules were skipped (see stream.prefilter)
 
 
 class DetectionPipeline:
-    """Decode, detect and build alerts, once per (rule, auditID) within the window."""
+    """Decode, detect and build alerts, once per (rule, auditID) within the window.
+
+    With ``prefilter`` the rules are skipped for messages whose bytes cannot
+    spell an exec request, when the loaded rules allow it (decided here, once: see
+    :mod:`stream.prefilter`). Alerts and dead letters are the same either way. Off by
+    default: the byte scan costs about what the rules cost on a routine event
+    (measured with ``python -m benchmarks.pipeline_speed``).
+    """
 
     def __init__(
         self,
@@ -38,8 +47,12 @@ class DetectionPipeline:
         *,
         max_message_bytes: int = 1_048_576,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        prefilter: bool = False,
     ) -> None:
         self.detector = detector
+        self.prefilter: ExecPrefilter | None = (
+            build_prefilter(detector.rules) if prefilter else None
+        )
         self.window = window
         self.max_message_bytes = max_message_bytes
         self._clock = clock
@@ -47,6 +60,9 @@ class DetectionPipeline:
     def process_message(self, data: bytes, source: SourceRef) -> Detections:
         """Raises :class:`detections.errors.MalformedEvent` for input that is not audit data."""
         events = decode_message(data, max_bytes=self.max_message_bytes)
+        if self.prefilter is not None and not self.prefilter.may_hold_exec(data):
+            exec_requests = sum(1 for event in events if is_exec_request(event))  # provably 0
+            return Detections(len(events), exec_requests, (), 0, prefiltered=True)
         return self.process_events(events, source)
 
     def process_events(self, events: Sequence[AuditEvent], source: SourceRef) -> Detections:
