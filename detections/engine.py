@@ -15,7 +15,7 @@ from detections.alert import Explanation
 from detections.audit_event import AuditEvent
 from detections.errors import MalformedEvent
 from detections.esql import ast
-from detections.esql.compiler import Row, Stage
+from detections.esql.scope import Row, Stage
 from detections.exec_request import ExecRequest, parse_exec_request
 from detections.native import NativeRule
 from detections.rule_loader import EsqlRule, LoadedRule
