@@ -65,8 +65,13 @@ class AlertClock:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for msg in self._consumer.consume(num_messages=100, timeout=0.05):
-                now = time.time()
+            # What has arrived, else wait for the next record: consume(100, timeout) alone would
+            # return only when 100 alerts are there or the timeout passed, stamping them late.
+            batch = self._consumer.consume(num_messages=100, timeout=0)
+            if not batch:
+                batch = self._consumer.consume(num_messages=1, timeout=0.05)
+            now = time.time()
+            for msg in batch:
                 if msg.error() is None:
                     audit_id = json.loads(msg.value() or b"{}")["event"]["audit_id"]
                     self.arrivals.setdefault(audit_id, now)

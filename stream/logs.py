@@ -1,9 +1,11 @@
 """structlog, configured once at the entry point: JSON lines in production, console on a TTY.
 
-Event names are short and stable (``alert_emitted``, ``dead_lettered``, ``checkpoint_committed``,
-``partitions_assigned``...) with the details as fields; per-message context (topic, partition,
-offset) is bound by the service. librdkafka's own log lines are forwarded into the same stream
-through :func:`librdkafka_logger`, so a broker outage shows up as structured lines too.
+Event names are short and stable (``alert_emitted``, ``dead_lettered``,
+``checkpoint_committed``, ``partitions_assigned``...) with the details as fields; a line about
+one message (``alert_emitted``, ``dead_lettered``, ``processing_failed``) names its topic,
+partition and offset as fields (binding them per message would cost more than the rest of the
+loop). librdkafka's own log lines are forwarded into the same stream through
+:func:`librdkafka_logger`, so a broker outage shows up as structured lines too.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ yet. ``committable(partition)`` is one past the longest prefix of those offsets 
 all acknowledged: an offset is never committable while it, or any earlier offset of its
 partition, still awaits an acknowledgement, whatever order the acknowledgements arrive in.
 
+Most messages produce nothing. :meth:`OffsetTracker.settle` records a run of them in one step
+(the highest offset of the run is all that matters): committable at once when nothing of the
+partition is pending, otherwise kept as one entry behind the pending ones.
+
 Revoking a partition drops its state. A :class:`Ticket` points at the state it was issued from,
 so an acknowledgement that arrives after a revoke (and maybe a re-assign) cannot touch the new
 state.
@@ -80,6 +84,31 @@ class OffsetTracker:
         state.order.append(offset)
         state.advance()
         return Ticket(state, offset)
+
+    def settle(self, partition: Partition, offset: int) -> None:
+        """Every message of the partition after the last one registered, up to and including
+        ``offset``, produced no output: like ``open(partition, offset, 0)`` for each, in one step.
+
+        A partition that is not assigned any more is ignored (its messages are another member's).
+        """
+        state = self._partitions.get(partition)
+        if state is None:
+            return
+        if offset <= state.last_offset:
+            raise ValueError(f"offset {offset} after {state.last_offset} on {partition}")
+        state.last_offset = offset
+        order = state.order
+        if not order:  # nothing pending before it: committable now
+            state.committable = offset + 1
+            return
+        pending = state.pending
+        last = order[-1]
+        if pending[last] == 0:  # an output-less entry waits at the tail already: move it up
+            del pending[last]
+            order[-1] = offset
+        else:
+            order.append(offset)
+        pending[offset] = 0
 
     @staticmethod
     def ack(ticket: Ticket) -> None:

@@ -17,6 +17,7 @@ from stream.alert_window import RecentAlerts
 from stream.prefilter import ExecPrefilter, build_prefilter
 
 EXEC_SUBRESOURCES = frozenset({"exec", "attach"})
+Source = SourceRef | Callable[[], SourceRef]  # where the message was read, or how to say it
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +58,18 @@ class DetectionPipeline:
         self.max_message_bytes = max_message_bytes
         self._clock = clock
 
-    def process_message(self, data: bytes, source: SourceRef) -> Detections:
-        """Raises :class:`detections.errors.MalformedEvent` for input that is not audit data."""
+    def process_message(self, data: bytes, source: Source) -> Detections:
+        """Raises :class:`detections.errors.MalformedEvent` for input that is not audit data.
+
+        ``source`` may be a function that builds it: called only if an alert needs it.
+        """
         events = decode_message(data, max_bytes=self.max_message_bytes)
         if self.prefilter is not None and not self.prefilter.may_hold_exec(data):
             exec_requests = sum(1 for event in events if is_exec_request(event))  # provably 0
             return Detections(len(events), exec_requests, (), 0, prefiltered=True)
         return self.process_events(events, source)
 
-    def process_events(self, events: Sequence[AuditEvent], source: SourceRef) -> Detections:
+    def process_events(self, events: Sequence[AuditEvent], source: Source) -> Detections:
         alerts: list[Alert] = []
         repeats = 0
         exec_requests = 0
@@ -76,6 +80,8 @@ class DetectionPipeline:
             if not hits:
                 continue
             now = self._clock()
+            if not isinstance(source, SourceRef):
+                source = source()
             for hit in hits:
                 alert = build_alert(
                     rule=hit.rule,

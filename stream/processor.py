@@ -2,19 +2,20 @@
 
 The order matters: detect and serialise first, then register the message with the offset
 tracker together with how many outputs it has, then produce them. Every output's delivery
-callback acknowledges the tracker; a message with no output is committable at once (after its
-predecessors). Input never raises out of here: what the pipeline or the serializer refuses
-becomes a dead letter with its reason.
+callback acknowledges the tracker; a message with no output is committable once its batch is
+handled (after its predecessors). Input never raises out of here: what the pipeline or the
+serializer refuses becomes a dead letter with its reason.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
 import structlog
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
 
 from detections.alert import Alert, SourceRef
 from detections.errors import MalformedEvent
@@ -22,13 +23,23 @@ from stream.alert_sink import AlertEncodingError, AlertSink
 from stream.dead_letters import DeadLetter, DeadLetterSink
 from stream.delivery import Header
 from stream.metrics import Metrics
-from stream.offset_tracker import OffsetTracker, Ticket
+from stream.offset_tracker import OffsetTracker, Partition, Ticket
 from stream.pipeline import DetectionPipeline
 
 _log = structlog.get_logger("auditstream.processor")
+OnError = Callable[[KafkaError], None]
 
 
 class MessageProcessor:
+    """Handles the batches of the service loop; all its bookkeeping is per batch.
+
+    Counters are summed locally and added once per batch; a message without output costs the
+    tracker nothing until the end of the batch (or until an output of its partition follows),
+    when the run of them is recorded in one :meth:`OffsetTracker.settle`. Nothing is bound to the
+    logging context per message: the few lines about a message (alert, dead letter, defect) name
+    its topic, partition and offset themselves.
+    """
+
     def __init__(
         self,
         pipeline: DetectionPipeline,
@@ -42,47 +53,98 @@ class MessageProcessor:
         self._alerts = alerts
         self._dead_letters = dead_letters
         self._metrics = metrics
+        self._coordinates: tuple[str, int, int] = ("", 0, 0)  # of the message being handled
+        self._source_of_current = self._source  # one bound method, not one per message
 
     def handle(self, msg: Message) -> None:
-        """Process one record of an assigned partition (others belong to another member now)."""
-        topic, partition, offset = str(msg.topic()), msg.partition() or 0, msg.offset() or 0
-        if not self._tracker.assigned((topic, partition)):
-            return
-        self._metrics.messages.inc()
-        with structlog.contextvars.bound_contextvars(
-            topic=topic, partition=partition, offset=offset
-        ):
-            self._detect(msg, SourceRef("kafka", topic=topic, partition=partition, offset=offset))
+        """One record: a batch of one."""
+        self.handle_batch((msg,), _no_errors)
 
-    def _detect(self, msg: Message, source: SourceRef) -> None:
+    def handle_batch(self, messages: Sequence[Message], on_error: OnError) -> None:
+        """Process records of assigned partitions (others belong to another member now);
+        ``on_error`` gets the consumer errors among them (it may raise: the batch stops there,
+        with what came before it recorded)."""
+        tracker = self._tracker
+        settled: dict[Partition, int] = {}  # partition -> last output-less offset, unrecorded
+        counts = _Counts()
         try:
-            found = self.pipeline.process_message(msg.value() or b"", source)
-            encoded = [(alert, self._alerts.encode(alert)) for alert in found.alerts]
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    on_error(error)
+                    continue
+                partition = (str(msg.topic()), msg.partition() or 0)
+                if not tracker.assigned(partition):
+                    continue
+                offset = msg.offset() or 0
+                counts.messages += 1
+                if not self._detect(msg, partition, offset, settled, counts):
+                    settled[partition] = offset
+        finally:
+            for partition, offset in settled.items():
+                tracker.settle(partition, offset)
+            counts.add_to(self._metrics)
+
+    def _detect(
+        self,
+        msg: Message,
+        partition: Partition,
+        offset: int,
+        settled: dict[Partition, int],
+        counts: _Counts,
+    ) -> bool:
+        """Detect and produce; False when the message has no output (the caller settles it)."""
+        self._coordinates = (partition[0], partition[1], offset)
+        try:
+            value = msg.value()
+            found = self.pipeline.process_message(
+                b"" if value is None else value, self._source_of_current
+            )
+            alerts = found.alerts
+            encoded = [(a, self._alerts.encode(a)) for a in alerts] if alerts else None
         except MalformedEvent as err:
-            self._dead_letter(msg, source, err.reason, err, err.detail)
-            return
+            self._dead_letter(msg, partition, offset, settled, err.reason, err, err.detail)
+            return True
         except AlertEncodingError as err:
-            self._dead_letter(msg, source, "alert_encoding", err, str(err))
-            return
+            self._dead_letter(msg, partition, offset, settled, "alert_encoding", err, str(err))
+            return True
         except Exception as err:  # a bug met by this input must not stop the stream
-            _log.exception("processing_failed")
-            self._dead_letter(msg, source, "internal_error", err, f"{type(err).__name__}: {err}")
-            return
-        self._metrics.events.inc(found.events)
-        self._metrics.exec_requests.inc(found.exec_requests)
-        self._metrics.repeats.inc(found.repeats)
-        ticket = self._open(source, len(encoded))
+            _log.exception(
+                "processing_failed", topic=partition[0], partition=partition[1], offset=offset
+            )
+            detail = f"{type(err).__name__}: {err}"
+            self._dead_letter(msg, partition, offset, settled, "internal_error", err, detail)
+            return True
+        counts.events += found.events
+        counts.exec_requests += found.exec_requests
+        counts.repeats += found.repeats
+        if not encoded:
+            return False
+        ticket = self._open(partition, offset, len(encoded), settled)
         kafka_ts = _kafka_timestamp(msg)
         for alert, value in encoded:
             self._alerts.send(alert, value, partial(self._alert_acked, ticket, alert, kafka_ts))
+        return True
+
+    def _source(self) -> SourceRef:
+        """The current message's coordinates, built only for an alert (most messages have none)."""
+        topic, partition, offset = self._coordinates
+        return SourceRef("kafka", topic=topic, partition=partition, offset=offset)
 
     def _dead_letter(
-        self, msg: Message, source: SourceRef, reason: str, err: Exception, detail: str
+        self,
+        msg: Message,
+        partition: Partition,
+        offset: int,
+        settled: dict[Partition, int],
+        reason: str,
+        err: Exception,
+        detail: str,
     ) -> None:
         letter = DeadLetter(
-            topic=str(source.topic),
-            partition=int(source.partition or 0),
-            offset=int(source.offset or 0),
+            topic=partition[0],
+            partition=partition[1],
+            offset=offset,
             key=msg.key(),
             value=msg.value(),
             headers=_headers(msg),
@@ -90,12 +152,17 @@ class MessageProcessor:
             error_class=type(err).__name__,
             detail=detail,
         )
-        ticket = self._open(source, 1)
+        ticket = self._open(partition, offset, 1, settled)
         self._dead_letters.send(letter, partial(self._dead_letter_acked, ticket, letter))
 
-    def _open(self, source: SourceRef, outputs: int) -> Ticket:
-        partition = (str(source.topic), int(source.partition or 0))
-        return self._tracker.open(partition, int(source.offset or 0), outputs)
+    def _open(
+        self, partition: Partition, offset: int, outputs: int, settled: dict[Partition, int]
+    ) -> Ticket:
+        """Register a message with outputs, after the output-less run that precedes it."""
+        before = settled.pop(partition, None)
+        if before is not None:
+            self._tracker.settle(partition, before)
+        return self._tracker.open(partition, offset, outputs)
 
     def _alert_acked(
         self, ticket: Ticket, alert: Alert, kafka_ts: float | None, _: Message
@@ -124,6 +191,29 @@ class MessageProcessor:
             offset=letter.offset,
         )  # fmt: skip
         OffsetTracker.ack(ticket)
+
+
+class _Counts:
+    """Counters of one batch, added to the metrics once."""
+
+    __slots__ = ("events", "exec_requests", "messages", "repeats")
+
+    def __init__(self) -> None:
+        self.messages = self.events = self.exec_requests = self.repeats = 0
+
+    def add_to(self, metrics: Metrics) -> None:
+        for counter, value in (
+            (metrics.messages, self.messages),
+            (metrics.events, self.events),
+            (metrics.exec_requests, self.exec_requests),
+            (metrics.repeats, self.repeats),
+        ):
+            if value:
+                counter.inc(value)
+
+
+def _no_errors(error: KafkaError) -> None:
+    raise AssertionError(f"not a record: {error}")
 
 
 def _headers(msg: Message) -> list[Header]:

@@ -1,10 +1,11 @@
 """``auditstream run``: the long-lived consumer service, one replica of a consumer group.
 
-The data path, top to bottom: ``consume`` a batch → :class:`MessageProcessor` (pipeline, alerts
-and dead letters produced, offsets tracked) → ``poll`` the producer → :class:`Checkpoint` on its
-interval. Rebalance callbacks flush and commit what is revoked within a bounded budget. A stop
-request (SIGTERM/SIGINT, or :meth:`Service.stop`) ends the loop between batches; then the
-producer is flushed, the acknowledged work committed and the clients closed.
+The data path, top to bottom: ``consume`` a batch (what has arrived, without waiting for it to
+fill: see :func:`_next_batch`) → :class:`MessageProcessor` (pipeline, alerts and dead letters
+produced, offsets tracked) → ``poll`` the producer → :class:`Checkpoint` on its interval.
+Rebalance callbacks flush and commit what is revoked within a bounded budget. A stop request
+(SIGTERM/SIGINT, or :meth:`Service.stop`) ends the loop between batches; then the producer is
+flushed, the acknowledged work committed and the clients closed.
 
 Exit codes: 0 stopped cleanly; 2 invalid configuration; 4 a fatal failure (an output the broker
 did not acknowledge, e.g. a producer message timeout; a fatal client error; topics or registry
@@ -24,7 +25,14 @@ from collections.abc import Sequence
 from typing import Final
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from detections.engine import Detector
 from detections.rule_loader import LoadedRule
@@ -231,16 +239,9 @@ class Service:
         runtime = self.settings.runtime
         while not self._stop.is_set():
             self.health.beat()
-            messages = consumer.consume(
-                num_messages=runtime.batch_size, timeout=runtime.poll_timeout
-            )
+            messages = _next_batch(consumer, runtime.batch_size, runtime.poll_timeout)
             self._raise_latched()
-            for msg in messages:
-                error = msg.error()
-                if error is None:
-                    processor.handle(msg)
-                else:
-                    self._consumer_error(error)
+            processor.handle_batch(messages, self._consumer_error)
             delivery.poll(0)
             delivery.raise_delivery_errors()
             if checkpoint.due():
@@ -359,6 +360,21 @@ class Service:
     def _raise_latched(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+
+def _next_batch(consumer: Consumer, size: int, timeout: float) -> list[Message]:
+    """Up to ``size`` records without waiting for a batch to fill: what the consumer has queued
+    already; if nothing, wait up to ``timeout`` for one record, then take what came with it.
+
+    ``consume(size, timeout)`` alone returns only when ``size`` records are there or ``timeout``
+    has passed, so below ``size / timeout`` records/s each one would wait up to ``timeout``.
+    """
+    batch = consumer.consume(num_messages=size, timeout=0)
+    if not batch:
+        batch = consumer.consume(num_messages=1, timeout=timeout)  # idle: blocks, no spinning
+        if batch and size > 1:
+            batch.extend(consumer.consume(num_messages=size - 1, timeout=0))
+    return batch
 
 
 def _render(offsets: dict[Partition, int]) -> dict[str, int]:

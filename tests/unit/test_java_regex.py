@@ -7,16 +7,13 @@ Hand-picked cases pin each Java rule; a property test checks literal patterns ag
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detections.errors import QuerySyntaxError
 from detections.esql.java_regex import MAX_RESULT_UTF16, ReplacementError, compile_java_regex
-from tests.oracle.jdk.oracle_client import JdkOracle, OracleUnavailableError
+from tests.oracle.jdk.oracle_client import JdkOracle
 
 
 def replace(text: str, pattern: str, replacement: str) -> str | None:
@@ -213,20 +210,10 @@ _TEXT = st.lists(
 )
 
 
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[JdkOracle]:
-    try:
-        running = JdkOracle()
-    except (OracleUnavailableError, subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"JDK oracle unavailable: {exc}")
-    yield running
-    running.close()
-
-
 @given(_java_patterns(), _TEXT.map("".join), st.sampled_from(["-", "", "[$0]", "<$1>", "\\$"]))
 @settings(max_examples=300, deadline=None)
-def test_matches_real_jdk(oracle: JdkOracle, pattern: str, text: str, replacement: str) -> None:
-    answer = oracle.ask("replace", pattern, text, replacement)
+def test_matches_real_jdk(jdk_oracle: JdkOracle, pattern: str, text: str, replacement: str) -> None:
+    answer = jdk_oracle.ask("replace", pattern, text, replacement)
     if answer[0] == "pse":
         with pytest.raises(QuerySyntaxError):
             compile_java_regex(pattern)
@@ -255,14 +242,14 @@ def test_matches_real_jdk(oracle: JdkOracle, pattern: str, text: str, replacemen
     ],
 )
 def test_size_limit_matches_jdk(
-    oracle: JdkOracle, text: str, pattern: str, replacement: str
+    jdk_oracle: JdkOracle, text: str, pattern: str, replacement: str
 ) -> None:
-    answer = oracle.ask("replace", pattern, text, replacement)
+    answer = jdk_oracle.ask("replace", pattern, text, replacement)
     assert replace(text, pattern, replacement) == (answer[1] if answer[0] == "ok" else None)
 
 
-def test_supplementary_split_matches_jdk(oracle: JdkOracle) -> None:
-    answer = oracle.ask("replace", "x*", "a\U0001f600b", "-")
+def test_supplementary_split_matches_jdk(jdk_oracle: JdkOracle) -> None:
+    answer = jdk_oracle.ask("replace", "x*", "a\U0001f600b", "-")
     assert replace("a\U0001f600b", "x*", "-") == answer[1] == "-a-\ufffd-\ufffd-b-"
 
 

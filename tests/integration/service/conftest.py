@@ -5,6 +5,7 @@ Everything talks to the real broker (and registry) from tests/harness; nothing i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -174,6 +175,74 @@ def topics(create_topic: CreateTopicFn) -> Topics:
     return Topics(create_topic(partitions=6), create_topic(partitions=3), create_topic(), 6)
 
 
+@dataclass
+class Deployment:
+    """What the service replicas of one test share: a broker, the topics and the consumer group.
+
+    The methods are this module's helpers with those filled in.
+    """
+
+    bootstrap: str
+    topics: Topics
+    group: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return service_env(self.bootstrap, self.topics, self.group, **extra)
+
+    def produce(
+        self,
+        values: Sequence[bytes],
+        *,
+        keys: Sequence[bytes | None] | None = None,
+        headers: Sequence[list[tuple[str, bytes]] | None] | None = None,
+    ) -> None:
+        produce(self.bootstrap, self.topics.inputs, values, keys=keys, headers=headers)
+
+    def input_ends(self) -> dict[int, int]:
+        return end_offsets(self.bootstrap, self.topics.inputs)
+
+    def committed(self) -> dict[int, int]:
+        return committed(self.bootstrap, self.group, self.topics.inputs, self.topics.partitions)
+
+    def committed_total(self) -> int:
+        """Input records committed so far, over all partitions."""
+        return sum(max(offset, 0) for offset in self.committed().values())
+
+    def wait_committed_to_end(self, *, timeout: float, alive: Callable[[], None]) -> dict[int, int]:
+        return wait_committed_to_end(
+            self.bootstrap, self.group, self.topics.inputs, timeout=timeout, alive=alive
+        )
+
+    def alerts(self, *, timeout: float = 30.0) -> list[Message]:
+        return read_all(self.bootstrap, self.topics.alerts, timeout=timeout)
+
+    def alert_keys(self, *, timeout: float = 30.0) -> Counter[str]:
+        return alert_keys(self.alerts(timeout=timeout))
+
+    def dead_letters(self) -> list[Message]:
+        return read_all(self.bootstrap, self.topics.dead_letters)
+
+
+@pytest.fixture
+def deployment(bootstrap: str, topics: Topics, group_id: str) -> Deployment:
+    """Fresh topics and group on the session broker."""
+    return Deployment(bootstrap, topics, group_id)
+
+
+@pytest.fixture
+def own_deployment(
+    own_cluster: KafkaCluster, create_topic: CreateTopicFn, group_id: str
+) -> Deployment:
+    """Like `deployment`, on this test's `own_cluster` (outage tests stop its broker)."""
+    topics = Topics(
+        create_topic(partitions=6, cluster=own_cluster),
+        create_topic(partitions=3, cluster=own_cluster),
+        create_topic(cluster=own_cluster),
+        6,
+    )
+    return Deployment(own_cluster.bootstrap, topics, group_id)
+
+
 def service_env(bootstrap: str, topics: Topics, group: str, **extra: str) -> dict[str, str]:
     """AUDITSTREAM_* settings for a test service: fast commits, a free HTTP port."""
     env = {
@@ -226,8 +295,12 @@ def start_service(env: Mapping[str, str]) -> RunningService:
     return running
 
 
+StartInProcess = Callable[[Mapping[str, str]], RunningService]
+"""The `in_process` fixture: start a service in a thread with these AUDITSTREAM_* settings."""
+
+
 @pytest.fixture
-def in_process() -> Iterator[Callable[[Mapping[str, str]], RunningService]]:
+def in_process() -> Iterator[StartInProcess]:
     """Factory: start services in threads; every one still running is stopped at the end."""
     started: list[RunningService] = []
 
@@ -284,14 +357,23 @@ class ServiceProcess:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
+    def log_events(self) -> list[dict[str, Any]]:
+        """The JSON lines of the log (structlog events), decoded; other lines are skipped."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
 
 
+StartProcess = Callable[[Mapping[str, str]], ServiceProcess]
+"""The `subprocesses` fixture: start a service process with these AUDITSTREAM_* settings."""
+
+
 @pytest.fixture
-def subprocesses(tmp_path: Path) -> Iterator[Callable[[Mapping[str, str]], ServiceProcess]]:
+def subprocesses(tmp_path: Path) -> Iterator[StartProcess]:
     """Factory: service processes (logs in tmp_path); any still running is killed at the end."""
     started: list[ServiceProcess] = []
 

@@ -10,25 +10,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.harness._jvm import wait_until
 from tests.harness.kafka import KafkaCluster
-from tests.integration.service.conftest import (
-    CreateTopicFn,
-    RunningService,
-    Topics,
-    alert_keys,
-    committed,
-    end_offsets,
-    produce,
-    read_all,
-    service_env,
-    wait_committed_to_end,
-)
+from tests.integration.service.conftest import Deployment, StartInProcess
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
 pytestmark = pytest.mark.integration
@@ -38,32 +26,20 @@ OUTAGE = 20.0
 
 def test_broker_stopped_for_20s_mid_run(
     own_cluster: KafkaCluster,
-    create_topic: CreateTopicFn,
-    group_id: str,
-    in_process: Callable[[Mapping[str, str]], RunningService],
+    own_deployment: Deployment,
+    in_process: StartInProcess,
     tmp_path: Path,
 ) -> None:
-    bootstrap = own_cluster.bootstrap
-    topics = Topics(
-        create_topic(partitions=6, cluster=own_cluster),
-        create_topic(partitions=3, cluster=own_cluster),
-        create_topic(cluster=own_cluster),
-        6,
-    )
     records = build_corpus(execs=500, routine=15_000, seed=42)
     expected = set(scan_alert_ids(records, tmp_path))
-    produce(bootstrap, topics.inputs, records)
-    ends = end_offsets(bootstrap, topics.inputs)
-    running = in_process(service_env(bootstrap, topics, group_id, commit_interval="1"))
+    own_deployment.produce(records)
+    ends = own_deployment.input_ends()
+    running = in_process(own_deployment.env(commit_interval="1"))
     wait_until(lambda: running.service.http_port is not None, timeout=30, what="the endpoint")
     base = f"http://127.0.0.1:{running.service.http_port}"
 
-    def some_progress() -> bool:
-        offsets = committed(bootstrap, group_id, topics.inputs, topics.partitions)
-        return sum(max(o, 0) for o in offsets.values()) > 2_000
-
-    wait_until(some_progress, timeout=60, what="progress before the outage",
-               alive=running.check_alive)  # fmt: skip
+    wait_until(lambda: own_deployment.committed_total() > 2_000, timeout=60,
+               what="progress before the outage", alive=running.check_alive)  # fmt: skip
     assert _get(f"{base}/readyz") == 200
 
     own_cluster.stop_node(0)
@@ -79,16 +55,15 @@ def test_broker_stopped_for_20s_mid_run(
     assert probes[("healthz", 503)] == 0, "the loop got stuck during the outage"
     assert probes[("readyz", 503)] > 0, "readiness did not notice the outage"
 
-    wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=180,
-                          alive=running.check_alive)  # fmt: skip
+    own_deployment.wait_committed_to_end(timeout=180, alive=running.check_alive)
     assert _get(f"{base}/readyz") == 200
     metrics = running.service.metrics.registry
     failures = metrics.get_sample_value(
         "auditstream_commit_failures_total", {"trigger": "interval"}
     )
     assert running.stop() == 0
-    assert committed(bootstrap, group_id, topics.inputs, topics.partitions) == ends
-    keys = alert_keys(read_all(bootstrap, topics.alerts, timeout=60))
+    assert own_deployment.committed() == ends
+    keys = own_deployment.alert_keys(timeout=60)
     missing = expected - set(keys)
     assert not missing, f"{len(missing)} alerts lost"
     assert set(keys) == expected

@@ -11,23 +11,12 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.harness._jvm import wait_until
-from tests.integration.service.conftest import (
-    ServiceProcess,
-    Topics,
-    alert_keys,
-    committed,
-    end_offsets,
-    produce,
-    read_all,
-    service_env,
-    wait_committed_to_end,
-)
+from tests.integration.service.conftest import Deployment, ServiceProcess, StartProcess
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
 pytestmark = pytest.mark.integration
@@ -37,11 +26,7 @@ EVENTS = 50_000
 
 
 def test_kill_9_five_times_loses_nothing(
-    bootstrap: str,
-    topics: Topics,
-    group_id: str,
-    subprocesses: Callable[[Mapping[str, str]], ServiceProcess],
-    tmp_path: Path,
+    deployment: Deployment, subprocesses: StartProcess, tmp_path: Path
 ) -> None:
     execs = 2_000  # about three audit events each (some shapes pack them in one record)
     records = build_corpus(execs=execs, routine=EVENTS - 3 * execs, seed=2024)
@@ -52,45 +37,41 @@ def test_kill_9_five_times_loses_nothing(
     parts = [records[i : i + size] for i in range(0, len(records), size)]
     # Static membership: a restarted replica takes its predecessor's place at once instead of
     # waiting for the dead member's session to time out (how a StatefulSet would run it).
-    env = service_env(
-        bootstrap, topics, group_id, commit_interval="1",
-        consumer__group_instance_id="crash-test-replica",
-    )  # fmt: skip
+    env = deployment.env(commit_interval="1", consumer__group_instance_id="crash-test-replica")
     rng = random.Random()
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
     print(f"\n{len(records)} records in {len(parts)} parts; kill schedule seed {seed}")
     run_started = time.monotonic()
     for kill in range(1, KILLS + 1):
-        produce(bootstrap, topics.inputs, parts[kill - 1])
+        deployment.produce(parts[kill - 1])
         proc = subprocesses(env)
         wait_until(lambda p=proc: _started(p), timeout=30, what="the service to start",
                    alive=proc.check_alive)  # fmt: skip
         time.sleep(rng.uniform(0.2, 2.0))  # the random moment
         proc.check_alive()
         proc.kill()
-        progress = committed(bootstrap, group_id, topics.inputs, topics.partitions)
-        done = sum(max(o, 0) for o in progress.values())
+        done = deployment.committed_total()
         print(f"kill -9 #{kill} at {time.monotonic() - run_started:.1f}s: committed {done} "
               f"of {sum(len(part) for part in parts[:kill])} produced so far")  # fmt: skip
-    produce(bootstrap, topics.inputs, parts[KILLS])
-    ends = end_offsets(bootstrap, topics.inputs)
+    deployment.produce(parts[KILLS])
+    ends = deployment.input_ends()
     assert sum(ends.values()) == len(records)
 
     final = subprocesses(env)
-    wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=240, alive=final.check_alive)
+    deployment.wait_committed_to_end(timeout=240, alive=final.check_alive)
     final.signal(signal.SIGTERM)
     assert final.wait(15) == 0
     print(f"run with {KILLS} kills took {time.monotonic() - run_started:.1f}s")
 
-    keys = alert_keys(read_all(bootstrap, topics.alerts, timeout=60))
+    keys = deployment.alert_keys(timeout=60)
     missing = expected - set(keys)
     assert not missing, f"{len(missing)} alerts lost, e.g. {sorted(missing)[:3]}"
     assert set(keys) == expected  # and nothing unexpected
     duplicates = sum(keys.values()) - len(keys)
     print(f"expected alerts {len(expected)}; on the topic {sum(keys.values())}; "
           f"duplicates {duplicates}")  # fmt: skip
-    assert committed(bootstrap, group_id, topics.inputs, topics.partitions) == ends
+    assert deployment.committed() == ends
 
 
 def _started(proc: ServiceProcess) -> bool:

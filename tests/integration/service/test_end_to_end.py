@@ -8,7 +8,6 @@ import json
 import signal
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,11 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from tests.harness._jvm import wait_until
 from tests.harness.registry import SchemaRegistry
 from tests.integration.service.conftest import (
+    Deployment,
     RunningService,
-    ServiceProcess,
-    Topics,
+    StartInProcess,
+    StartProcess,
     alert_keys,
-    produce,
-    read_all,
-    service_env,
-    wait_committed_to_end,
 )
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
@@ -34,30 +30,29 @@ pytestmark = pytest.mark.integration
 
 
 def test_avro_alerts_match_scan(
-    bootstrap: str,
-    topics: Topics,
-    group_id: str,
+    deployment: Deployment,
     schema_registry: SchemaRegistry,
-    subprocesses: Callable[[Mapping[str, str]], ServiceProcess],
+    subprocesses: StartProcess,
     tmp_path: Path,
 ) -> None:
+    topics = deployment.topics
     records = build_corpus(execs=80, routine=400)
     expected = scan_alert_ids(records, tmp_path)
     assert len(expected) == len(set(expected)) > 20
-    produce(bootstrap, topics.inputs, records)
-    env = service_env(
-        bootstrap, topics, group_id, alert_format="avro", registry_url=schema_registry.url,
+    deployment.produce(records)
+    env = deployment.env(
+        alert_format="avro", registry_url=schema_registry.url,
         # a secret that must never reach the log (PLAINTEXT ignores it)
         kafka__ssl_key_password="hunter2-never-logged",
     )  # fmt: skip
     started = time.monotonic()
     proc = subprocesses(env)
-    wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=90, alive=proc.check_alive)
+    deployment.wait_committed_to_end(timeout=90, alive=proc.check_alive)
     print(f"\n{len(records)} records processed in {time.monotonic() - started:.1f}s")
     proc.signal(signal.SIGTERM)
     assert proc.wait(15) == 0, proc.log_tail()
 
-    alerts = read_all(bootstrap, topics.alerts)
+    alerts = deployment.alerts()
     deserialize = AvroDeserializer(SchemaRegistryClient({"url": schema_registry.url}))
     context = SerializationContext(topics.alerts, MessageField.VALUE)
     decoded = [deserialize(m.value(), context) for m in alerts]
@@ -72,7 +67,7 @@ def test_avro_alerts_match_scan(
         assert alert["source"]["topic"] == topics.inputs
     with urllib.request.urlopen(f"{schema_registry.url}/subjects", timeout=10) as response:
         assert f"{topics.alerts}-value" in json.loads(response.read())
-    assert read_all(bootstrap, topics.dead_letters) == []
+    assert deployment.dead_letters() == []
     log = proc.log_path.read_text()
     assert "hunter2" not in log
     starting = [json.loads(x) for x in log.splitlines() if '"service_starting"' in x]
@@ -82,26 +77,22 @@ def test_avro_alerts_match_scan(
 
 @pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_json_alerts_have_the_scan_structure(
-    protocol: str,
-    bootstrap: str,
-    topics: Topics,
-    group_id: str,
-    in_process: Callable[[Mapping[str, str]], RunningService],
-    tmp_path: Path,
+    protocol: str, deployment: Deployment, in_process: StartInProcess, tmp_path: Path
 ) -> None:
     """Both group protocols: classic with cooperative-sticky, and KIP-848 (``consumer``)."""
     records = build_corpus(execs=40, routine=100, seed=11)
-    produce(bootstrap, topics.inputs, records)
-    env = service_env(bootstrap, topics, group_id, group_protocol=protocol)
+    deployment.produce(records)
+    env = deployment.env(group_protocol=protocol)
     if protocol == "consumer":  # the broker owns the session with KIP-848
         del env["AUDITSTREAM_CONSUMER__SESSION_TIMEOUT_MS"]
         del env["AUDITSTREAM_CONSUMER__HEARTBEAT_INTERVAL_MS"]
     running = in_process(env)
-    wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=60, alive=running.check_alive)
-    wait_until(lambda: _lags(running) == dict.fromkeys(range(topics.partitions), 0), timeout=15,
+    deployment.wait_committed_to_end(timeout=60, alive=running.check_alive)
+    partitions = deployment.topics.partitions
+    wait_until(lambda: _lags(running) == dict.fromkeys(range(partitions), 0), timeout=15,
                what="consumer lag 0 on every partition (librdkafka statistics)")  # fmt: skip
     assert running.stop() == 0
-    alerts = read_all(bootstrap, topics.alerts)
+    alerts = deployment.alerts()
     assert max(alert_keys(alerts).values()) == 1
     expected = set(scan_alert_ids(records, tmp_path))
     by_id = {m.key().decode(): json.loads(m.value()) for m in alerts}

@@ -5,19 +5,11 @@ explained; the service keeps going and the group's committed offsets reach the e
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
-from tests.integration.service.conftest import (
-    RunningService,
-    Topics,
-    produce,
-    read_all,
-    service_env,
-    wait_committed_to_end,
-)
+from tests.integration.service.conftest import Deployment, StartInProcess
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
 pytestmark = pytest.mark.integration
@@ -32,12 +24,9 @@ POISON: dict[str, bytes] = {
 
 
 def test_poison_reaches_the_dead_letter_topic(
-    bootstrap: str,
-    topics: Topics,
-    group_id: str,
-    in_process: Callable[[Mapping[str, str]], RunningService],
-    tmp_path: Path,
+    deployment: Deployment, in_process: StartInProcess, tmp_path: Path
 ) -> None:
+    topics = deployment.topics
     good = build_corpus(execs=30, routine=200, seed=3)
     values: list[bytes] = []
     keys: list[bytes | None] = []
@@ -54,13 +43,13 @@ def test_poison_reaches_the_dead_letter_topic(
             values.append(POISON[reason])
             keys.append(key)
             headers.append([("trace-id", key), ("origin", b"fluent-bit")])
-    produce(bootstrap, topics.inputs, values, keys=keys, headers=headers)
+    deployment.produce(values, keys=keys, headers=headers)
 
-    running = in_process(service_env(bootstrap, topics, group_id, max_message_bytes=str(MAX_BYTES)))
-    wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=60, alive=running.check_alive)
+    running = in_process(deployment.env(max_message_bytes=str(MAX_BYTES)))
+    deployment.wait_committed_to_end(timeout=60, alive=running.check_alive)
     assert running.stop() == 0
 
-    letters = read_all(bootstrap, topics.dead_letters)
+    letters = deployment.dead_letters()
     assert sorted(m.key() for m in letters) == sorted(poison_at)  # every one, once
     for msg in letters:
         key = msg.key()
@@ -83,5 +72,5 @@ def test_poison_reaches_the_dead_letter_topic(
     }
     assert counts == {r: float(list(poison_at.values()).count(r)) for r in POISON}
     # the good records still gave exactly scan's alerts
-    alert_ids = {m.key().decode() for m in read_all(bootstrap, topics.alerts)}
+    alert_ids = {m.key().decode() for m in deployment.alerts()}
     assert alert_ids == set(scan_alert_ids(good, tmp_path))

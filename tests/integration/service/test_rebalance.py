@@ -5,24 +5,18 @@ leaves commits its acknowledged work on revoke. Nothing is lost.
 
 from __future__ import annotations
 
-import json
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.harness._jvm import wait_until
 from tests.integration.service.conftest import (
-    RunningService,
+    Deployment,
     ServiceProcess,
-    Topics,
-    alert_keys,
-    committed,
-    produce,
-    read_all,
-    service_env,
-    wait_committed_to_end,
+    StartInProcess,
+    StartProcess,
 )
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
@@ -30,18 +24,15 @@ pytestmark = pytest.mark.integration
 
 
 def test_leave_and_join_mid_run_loses_nothing(
-    bootstrap: str,
-    topics: Topics,
-    group_id: str,
-    subprocesses: Callable[[Mapping[str, str]], ServiceProcess],
-    tmp_path: Path,
+    deployment: Deployment, subprocesses: StartProcess, tmp_path: Path
 ) -> None:
+    topics = deployment.topics
     records = build_corpus(execs=1_000, routine=30_000, seed=99)
     expected = set(scan_alert_ids(records, tmp_path))
     # A live stream in three parts: the changes happen while input is still arriving.
     parts = [records[:15_000], records[15_000:23_000], records[23_000:]]
-    produce(bootstrap, topics.inputs, parts[0])
-    env = service_env(bootstrap, topics, group_id, commit_interval="1")
+    deployment.produce(parts[0])
+    env = deployment.env(commit_interval="1")
     replicas = [subprocesses(env) for _ in range(3)]
     wait_until(lambda: all(_owned(r) > 0 for r in replicas), timeout=60,
                what="three replicas sharing the partitions", alive=_alive(replicas))  # fmt: skip
@@ -50,14 +41,14 @@ def test_leave_and_join_mid_run_loses_nothing(
     joining = subprocesses(env)  # another joins: cooperative, the others keep working
     wait_until(lambda: _owned(joining) > 0, timeout=60, what="the new replica to get partitions",
                alive=_alive([*replicas, joining]))  # fmt: skip
-    produce(bootstrap, topics.inputs, parts[1])
+    deployment.produce(parts[1])
     leaving, current = replicas[0], [*replicas[1:], joining]
     leaving.signal(signal.SIGTERM)  # one leaves
     assert leaving.wait(15) == 0, leaving.log_tail()
     wait_until(lambda: sum(_owned(r) for r in current) == topics.partitions, timeout=60,
                what="the leaver's partitions taken over", alive=_alive(current))  # fmt: skip
-    produce(bootstrap, topics.inputs, parts[2])
-    wait_committed_to_end(bootstrap, group_id, topics.inputs, timeout=180, alive=_alive(current))
+    deployment.produce(parts[2])
+    deployment.wait_committed_to_end(timeout=180, alive=_alive(current))
     for replica in current:
         replica.signal(signal.SIGTERM)
     for replica in current:
@@ -65,14 +56,14 @@ def test_leave_and_join_mid_run_loses_nothing(
 
     events = _events(leaving)
     assert events.index("partitions_revoked") < events.index("service_stopped")
-    stopped = [line for line in _lines(leaving) if line["event"] == "service_stopped"]
+    stopped = [line for line in leaving.log_events() if line["event"] == "service_stopped"]
     assert stopped and stopped[0]["committed"], "the leaver reports what it committed"
     # The joiner took partitions from live members: incremental revokes, each one flushed and
     # committed (when it had progressed) before the partition moved; nobody stopped working.
     movers = [r for r in replicas if "partitions_revoked" in _events(r)]
     assert movers, "no partition moved between live members"
     assert all(_events(r).count("partitions_assigned") >= 2 for r in replicas[1:])
-    keys = alert_keys(read_all(bootstrap, topics.alerts, timeout=60))
+    keys = deployment.alert_keys(timeout=60)
     missing = expected - set(keys)
     assert not missing, f"{len(missing)} alerts lost"
     assert set(keys) == expected
@@ -82,34 +73,28 @@ def test_leave_and_join_mid_run_loses_nothing(
 
 
 def test_revoke_commits_before_handing_over(
-    bootstrap: str,
-    topics: Topics,
-    group_id: str,
-    in_process: Callable[[Mapping[str, str]], RunningService],
+    deployment: Deployment, in_process: StartInProcess
 ) -> None:
     """With interval commits out of the way (every 10 min), the only commits are the ones a
     revoke makes: when a second replica joins, the first commits exactly the partitions it hands
     over, up to what it had processed, before the newcomer starts on them."""
-    produce(bootstrap, topics.inputs, build_corpus(execs=300, routine=20_000, seed=4))
+    deployment.produce(build_corpus(execs=300, routine=20_000, seed=4))
     # Small fetches interleave the partitions in the consumer's queue, so that the first
     # replica has progress on every partition when the second one joins.
-    env = service_env(bootstrap, topics, group_id, commit_interval="600",
-                      consumer__max_partition_fetch_bytes="32768")  # fmt: skip
+    env = deployment.env(commit_interval="600", consumer__max_partition_fetch_bytes="32768")
     first = in_process(env)
     consumed = first.service.metrics.registry
     wait_until(
         lambda: (consumed.get_sample_value("auditstream_messages_consumed_total") or 0) > 3_000,
         timeout=60, what="the first replica at work", alive=first.check_alive,
     )  # fmt: skip
-    assert set(committed(bootstrap, group_id, topics.inputs, topics.partitions).values()) == {
-        -1001
-    }  # nothing committed yet
+    assert set(deployment.committed().values()) == {-1001}  # nothing committed yet
     second = in_process(env)
     wait_until(lambda: second.service.health.assigned > 0, timeout=60,
                what="the second replica to get partitions", alive=second.check_alive)  # fmt: skip
-    after = committed(bootstrap, group_id, topics.inputs, topics.partitions)
+    after = deployment.committed()
     kept = {p for _, p in first.service.assigned}
-    handed_over = set(range(topics.partitions)) - kept
+    handed_over = set(range(deployment.topics.partitions)) - kept
     assert {p for p, offset in after.items() if offset >= 0} <= handed_over
     assert any(after[p] > 0 for p in handed_over), after
     revoke_commits = consumed.get_sample_value("auditstream_commits_total", {"trigger": "revoke"})
@@ -126,27 +111,19 @@ def _alive(replicas: list[ServiceProcess]) -> Callable[[], None]:
     return check
 
 
-def _lines(replica: ServiceProcess) -> list[dict[str, object]]:
-    out = []
-    for line in replica.log_path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            out.append(json.loads(line))
-    return out
-
-
 def _events(replica: ServiceProcess) -> list[str]:
-    return [str(line.get("event")) for line in _lines(replica)]
+    return [str(line.get("event")) for line in replica.log_events()]
 
 
 def _commits(replica: ServiceProcess) -> list[tuple[str, str]]:
-    return [(str(line.get("event")), str(line.get("trigger"))) for line in _lines(replica)]
+    return [(str(line.get("event")), str(line.get("trigger"))) for line in replica.log_events()]
 
 
 def _owned(replica: ServiceProcess) -> int:
     """Partitions the replica owns, from its latest rebalance log line."""
     owned = [
         int(str(line["owned"]))
-        for line in _lines(replica)
+        for line in replica.log_events()
         if str(line.get("event", "")).startswith("partitions_")
     ]
     return owned[-1] if owned else 0

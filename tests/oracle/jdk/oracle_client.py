@@ -9,33 +9,13 @@ parsing in 21, and Elasticsearch bundles 21 or later.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
-import subprocess
 from pathlib import Path
 
+from tests.oracle.jvm_oracle import LineOracle, OracleUnavailableError, build_once, java_major
+
 HERE = Path(__file__).resolve().parent
-
-
-class OracleUnavailableError(RuntimeError):
-    """The toolchain to build or run the oracle is missing."""
-
-
-def _cache_root() -> Path:
-    root = os.environ.get("AUDITSTREAM_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "auditstream"
-    digest = hashlib.sha256()
-    for name in ("pom.xml", "Oracle.java"):
-        digest.update((HERE / name).read_bytes())
-    return base / "oracle-jdk" / digest.hexdigest()[:16]
-
-
-def _major(tool: str) -> int:
-    done = subprocess.run([tool, "-version"], capture_output=True, text=True, check=False)
-    found = re.search(r'(?:version "|javac )(\d+)', done.stderr + done.stdout)
-    return int(found.group(1)) if found else 0
 
 
 def find_jdk21() -> Path:
@@ -49,7 +29,7 @@ def find_jdk21() -> Path:
         candidates.append(Path(on_path).resolve().parent)
     for bin_dir in candidates:
         javac = bin_dir / "javac"
-        if javac.exists() and (bin_dir / "java").exists() and _major(str(javac)) >= 21:
+        if javac.exists() and (bin_dir / "java").exists() and java_major(str(javac)) >= 21:
             return bin_dir
     raise OracleUnavailableError("no JDK 21+ with javac found (JAVA_HOME or /usr/lib/jvm)")
 
@@ -57,69 +37,27 @@ def find_jdk21() -> Path:
 def build() -> tuple[Path, Path]:
     """Resolves the jars and compiles the oracle once per source hash; returns (root, jdk bin)."""
     jdk = find_jdk21()
-    root = _cache_root()
-    if (root / "classes" / "Oracle.class").exists():
-        return root, jdk
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise OracleUnavailableError("mvn is needed to resolve elasticsearch-grok")
-    lib = root / "lib"
-    subprocess.run(
-        [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(HERE / "pom.xml"),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={lib}",
-        ],
-        check=True,
-        timeout=600,
+    root = build_once(
+        HERE,
+        "Oracle",
+        cache="oracle-jdk",
+        javac=str(jdk / "javac"),
+        javac_options=lambda lib: ["-cp", os.pathsep.join(map(str, sorted(lib.glob("*.jar"))))],
+        missing_tools="mvn is needed to resolve elasticsearch-grok",
     )
-    staging = root / f"classes.{os.getpid()}"
-    classpath = os.pathsep.join(str(jar) for jar in sorted(lib.glob("*.jar")))
-    subprocess.run(
-        [str(jdk / "javac"), "-d", str(staging), "-cp", classpath, str(HERE / "Oracle.java")],
-        check=True,
-        timeout=300,
-    )
-    if not (root / "classes").exists():
-        staging.rename(root / "classes")
     return root, jdk
 
 
-class JdkOracle:
+class JdkOracle(LineOracle):
     """A running oracle; ``ask(op, *args)`` returns the answer's fields (first one is a status)."""
 
     def __init__(self) -> None:
         root, jdk = build()
         jars = sorted((root / "lib").glob("*.jar"))
         classpath = os.pathsep.join([str(root / "classes"), *(str(j) for j in jars)])
-        self._proc = subprocess.Popen(
-            [str(jdk / "java"), "-cp", classpath, "Oracle"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            encoding="ascii",
-        )
+        super().__init__("JDK", [str(jdk / "java"), "-cp", classpath, "Oracle"], encoding="ascii")
 
     def ask(self, op: str, *args: str) -> list[str]:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
         fields = [op, *(a.encode("utf-8", "surrogatepass").hex() for a in args)]
-        self._proc.stdin.write("\t".join(fields) + "\n")
-        self._proc.stdin.flush()
-        line = self._proc.stdout.readline().rstrip("\n")
-        if not line:
-            raise RuntimeError("the JDK oracle died")
-        status, *rest = line.split("\t")
+        status, *rest = self.exchange("\t".join(fields)).split("\t")
         return [status, *(bytes.fromhex(r).decode("utf-8") for r in rest)]
-
-    def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
