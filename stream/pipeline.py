@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from detections.alert import Alert, SourceRef, build_alert
+from detections.alert import Alert, SourceRef, alert_id, build_alert
 from detections.audit_event import AuditEvent, decode_message
 from detections.engine import Detector
 from stream.alert_window import RecentAlerts
@@ -83,20 +83,22 @@ class DetectionPipeline:
             if not isinstance(source, SourceRef):
                 source = source()
             for hit in hits:
-                alert = build_alert(
-                    rule=hit.rule,
-                    event=event,
-                    fields=hit.fields,
-                    source=source,
-                    detected_at=now,
-                    container=hit.container,
-                    explanation=hit.explanation,
-                    elastic_parity=hit.elastic_parity,
-                )
-                if self.window.first_sighting(alert.alert_id):
-                    alerts.append(alert)
-                else:
+                # Check the window before building: two of an exec's three stages are repeats.
+                if not self.window.first_sighting(alert_id(hit.rule.rule_id, event.audit_id)):
                     repeats += 1
+                    continue
+                alerts.append(
+                    build_alert(
+                        rule=hit.rule,
+                        event=event,
+                        fields=hit.fields,
+                        source=source,
+                        detected_at=now,
+                        container=hit.container,
+                        explanation=hit.explanation,
+                        elastic_parity=hit.elastic_parity,
+                    )
+                )
         return Detections(len(events), exec_requests, tuple(alerts), repeats)
 
 
