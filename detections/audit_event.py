@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import orjson
@@ -69,7 +70,7 @@ class AuditEvent:
     @property
     def object_ref(self) -> Mapping[str, Any]:
         ref = self.audit.get("objectRef")
-        return ref if isinstance(ref, Mapping) else {}
+        return ref if type(ref) is dict or isinstance(ref, Mapping) else _NO_OBJECT_REF
 
     @property
     def resource(self) -> str | None:
@@ -130,6 +131,7 @@ class AuditEvent:
 
 
 _DOC_TIMESTAMP: Final = FieldPath("@timestamp")
+_NO_OBJECT_REF: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def _str_or_none(value: object) -> str | None:
@@ -162,6 +164,9 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[A
     """
     if len(data) > max_bytes:
         raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
+    parsed = _parse_with_orjson(data)  # valid UTF-8 JSON, as almost every message is
+    if parsed is not MISSING:
+        return events_from_json(parsed)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -181,16 +186,27 @@ def _parse_json(text: str, reason: str, raw: bytes | None = None) -> object:
     """
     if raw is None:
         raw = text.encode("utf-8", "surrogatepass")
-    canonical = raw.translate(_CANONICAL)
-    if canonical.count(b"{") < _ORJSON_MAX_BRACKETS and _LONG_NUMBER not in canonical:
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
+    parsed = _parse_with_orjson(raw)
+    if parsed is not MISSING:
+        return parsed
     try:
         return _STDLIB_DECODER.decode(text)
     except (ValueError, RecursionError) as err:
         raise MalformedEvent(reason, f"cannot parse JSON: {err}") from err
+
+
+def _parse_with_orjson(raw: bytes) -> object:
+    """orjson's value where it provably equals ``json``'s, else MISSING (``json`` decides).
+
+    orjson refuses what is not UTF-8, so a value from it also means the text is valid UTF-8.
+    """
+    canonical = raw.translate(_CANONICAL)
+    if canonical.count(b"{") >= _ORJSON_MAX_BRACKETS or _LONG_NUMBER in canonical:
+        return MISSING
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return MISSING
 
 
 def events_from_json(obj: object) -> list[AuditEvent]:
@@ -255,6 +271,18 @@ def _unwrap(obj: Mapping[str, Any]) -> object:
 
 
 def _checked_event(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    get = event.get
+    if (  # the usual event, in one expression; anything else takes the loop that says why
+        type(get("auditID")) is str
+        and get("auditID")
+        and type(get("stage")) is str
+        and type(get("verb")) is str
+        and type(get("requestURI")) is str
+        and get("kind", "Event") == "Event"
+        and type(api_version := get("apiVersion", "audit.k8s.io/v1")) is str
+        and api_version.startswith("audit.k8s.io/")
+    ):
+        return event
     for key in REQUIRED_STRING_FIELDS:
         value = event.get(key)
         if not isinstance(value, str) or (key == "auditID" and not value):

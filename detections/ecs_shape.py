@@ -21,6 +21,8 @@ AUDIT_PREFIX: Final = "kubernetes.audit."
 def is_ecs_document(obj: Mapping[str, Any]) -> bool:
     """True when ``obj`` holds a ``kubernetes.audit`` subtree in any spelling."""
     kubernetes = obj.get("kubernetes")
+    if type(kubernetes) is dict and "audit" in kubernetes:
+        return True
     if isinstance(kubernetes, Mapping) and any(
         k == "audit" or k.startswith("audit.") for k in kubernetes
     ):
@@ -68,15 +70,16 @@ def _nested_only(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     source = kubernetes.get("audit")
     if type(source) is not dict:
         return None
-    for key in doc:
-        if key == "kubernetes.audit" or key.startswith(AUDIT_PREFIX):
-            return None
-    for key in kubernetes:
-        if key.startswith("audit."):
-            return None
-    for key in source:
-        if "." in key:
-            return None
+    # Each scan of keys is screened on all of them joined (one C-level pass): a key that
+    # starts with the text puts the text in the join, so its absence proves there is none.
+    if "kubernetes.audit" in "".join(doc) and any(
+        key == "kubernetes.audit" or key.startswith(AUDIT_PREFIX) for key in doc
+    ):
+        return None
+    if len(kubernetes) > 1 and any(key.startswith("audit.") for key in kubernetes):
+        return None
+    if "." in "".join(source):
+        return None
     audit = dict(source)
     annotations = audit.get("annotations")
     if isinstance(annotations, Mapping):

@@ -18,6 +18,7 @@ from detections.esql import ast
 from detections.esql.scope import Row, Stage
 from detections.exec_request import ExecRequest, parse_exec_request
 from detections.native import NativeRule
+from detections.rule_gate import RuleGate
 from detections.rule_loader import EsqlRule, LoadedRule
 from detections.rule_meta import RuleMeta
 from detections.shell_words import normalise
@@ -46,10 +47,16 @@ class _Node:
 
 
 class Detector:
-    """Compiled rules, shared safely across threads: evaluation keeps no state between events."""
+    """Compiled rules, shared safely across threads: evaluation keeps no state between events.
 
-    def __init__(self, rules: Sequence[LoadedRule]) -> None:
+    ``gate=False`` sends every event through every ES|QL rule; the outcome is the same (see
+    :mod:`detections.rule_gate`), it exists to prove that.
+    """
+
+    def __init__(self, rules: Sequence[LoadedRule], *, gate: bool = True) -> None:
         self.rules = tuple(rules)
+        esql = [r for r in rules if isinstance(r, EsqlRule)]
+        self.gate = RuleGate.for_rules(esql) if gate else RuleGate(None)
         self._root = _Node(key=ast.From((), ()), stage=None)
         self._native = tuple(r for r in rules if isinstance(r, NativeRule))
         self._loaded_ids = frozenset(r.meta.rule_id for r in rules)
@@ -68,8 +75,9 @@ class Detector:
         """All hits for one event; raises MalformedEvent('evaluation_error') if a rule breaks."""
         try:
             hits: list[RuleHit] = []
-            for source in self._root.children:
-                _walk(source, Row(event, {}), hits)
+            if self.gate.admits(event):
+                for source in self._root.children:
+                    _walk(source, Row(event, {}), hits)
             if not (hits or self._native):
                 return hits
             request = parse_exec_request(event.request_uri or "", event.subresource)

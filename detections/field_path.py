@@ -56,6 +56,10 @@ class FieldPath:
         else:
             if node is not MISSING or len(self._segments) == 1:
                 return node
+            if len(self._segments) == 2:
+                # Both levels are dicts and only the leaf missed: of the dotted joins, just the
+                # one flattened key is left (``objectRef.subresource`` on a routine event).
+                return root.get(self._joins[0][1], MISSING)  # type: ignore[attr-defined]
         return _walk(root, self._joins, 0)
 
 

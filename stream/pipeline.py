@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from detections.alert import Alert, SourceRef, alert_id, build_alert
 from detections.audit_event import AuditEvent, decode_message
 from detections.engine import Detector
 from stream.alert_window import RecentAlerts
-from stream.prefilter import ExecPrefilter, build_prefilter
 
 EXEC_SUBRESOURCES = frozenset({"exec", "attach"})
 Source = SourceRef | Callable[[], SourceRef]  # where the message was read, or how to say it
@@ -28,17 +28,18 @@ class Detections:
     exec_requests: int
     alerts: tuple[Alert, ...]
     repeats: int  # alerts suppressed because the window had already seen their id
-    prefiltered: bool = False  # decoded in full, but the rules were skipped (see stream.prefilter)
+
+
+ROUTINE: Final = Detections(1, 0, (), 0)
+"""One event, no exec request, no alert: what nearly every message gives, shared (it is frozen)."""
 
 
 class DetectionPipeline:
     """Decode, detect and build alerts, once per (rule, auditID) within the window.
 
-    With ``prefilter`` the rules are skipped for messages whose bytes cannot
-    spell an exec request, when the loaded rules allow it (decided here, once: see
-    :mod:`stream.prefilter`). Alerts and dead letters are the same either way. Off by
-    default: the byte scan costs about what the rules cost on a routine event
-    (measured with ``python -m benchmarks.pipeline_speed``).
+    Every message is decoded in full, even the routine ones no rule can fire on: that is what
+    tells a malformed message (a dead letter) from a good one. The rules themselves are skipped
+    cheaply and exactly for such events (:mod:`detections.rule_gate`).
     """
 
     def __init__(
@@ -48,12 +49,8 @@ class DetectionPipeline:
         *,
         max_message_bytes: int = 1_048_576,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        prefilter: bool = False,
     ) -> None:
         self.detector = detector
-        self.prefilter: ExecPrefilter | None = (
-            build_prefilter(detector.rules) if prefilter else None
-        )
         self.window = window
         self.max_message_bytes = max_message_bytes
         self._clock = clock
@@ -63,11 +60,7 @@ class DetectionPipeline:
 
         ``source`` may be a function that builds it: called only if an alert needs it.
         """
-        events = decode_message(data, max_bytes=self.max_message_bytes)
-        if self.prefilter is not None and not self.prefilter.may_hold_exec(data):
-            exec_requests = sum(1 for event in events if is_exec_request(event))  # provably 0
-            return Detections(len(events), exec_requests, (), 0, prefiltered=True)
-        return self.process_events(events, source)
+        return self.process_events(decode_message(data, max_bytes=self.max_message_bytes), source)
 
     def process_events(self, events: Sequence[AuditEvent], source: Source) -> Detections:
         alerts: list[Alert] = []
@@ -99,6 +92,8 @@ class DetectionPipeline:
                         elastic_parity=hit.elastic_parity,
                     )
                 )
+        if not alerts and not repeats and not exec_requests and len(events) == 1:
+            return ROUTINE
         return Detections(len(events), exec_requests, tuple(alerts), repeats)
 
 

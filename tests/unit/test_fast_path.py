@@ -1,12 +1,14 @@
-"""The fast path (orjson, in-place ECS reads, the exec pre-filter) changes no outcome.
+"""The fast path (orjson, in-place ECS reads, the rule gate) changes no outcome.
 
-Every message goes through a pipeline with the pre-filter and one without; alerts (id, rule,
-fields, explanation) and dead letters (reason) must be identical. The JSON decoder itself is
-compared with ``json.loads`` on the inputs where orjson and the stdlib differ.
+Every message goes through a pipeline whose detector has the rule gate and one whose detector
+sends every event through every rule; alerts (id, rule, fields, explanation) and dead letters
+(reason) must be identical. The JSON decoder itself is compared with ``json.loads`` on the
+inputs where orjson and the stdlib differ.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections.abc import Iterator
@@ -22,10 +24,10 @@ from detections.alert import SourceRef
 from detections.audit_event import decode_message
 from detections.engine import Detector
 from detections.errors import MalformedEvent
-from detections.rule_loader import load_rule_file, load_rules
+from detections.rule_gate import RuleGate
+from detections.rule_loader import EsqlRule, load_rule_file, load_rules
 from stream.alert_window import RecentAlerts
 from stream.pipeline import DetectionPipeline
-from stream.prefilter import ExecPrefilter, build_prefilter
 from stream.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 from stream.traffic import go_json, records
 
@@ -38,6 +40,11 @@ def detector() -> Detector:
     return Detector(load_rules([], builtin=True).rules)
 
 
+@pytest.fixture(scope="module")
+def ungated() -> Detector:
+    return Detector(load_rules([], builtin=True).rules, gate=False)
+
+
 def _outcome(pipeline: DetectionPipeline, data: bytes) -> Outcome:
     try:
         result = pipeline.process_message(data, SOURCE)
@@ -47,14 +54,16 @@ def _outcome(pipeline: DetectionPipeline, data: bytes) -> Outcome:
     return ("ok", (result.events, result.exec_requests, alerts, result.repeats))
 
 
-def _assert_same(detector: Detector, messages: Iterator[bytes]) -> int:
-    fast = DetectionPipeline(detector, RecentAlerts(100_000), clock=_clock, prefilter=True)
-    full = DetectionPipeline(detector, RecentAlerts(100_000), clock=_clock, prefilter=False)
-    assert fast.prefilter is not None
+def _assert_same(detector: Detector, ungated: Detector, messages: Iterator[bytes]) -> int:
+    """Equal outcomes with and without the gate; returns how many events the gate turned away."""
+    assert detector.gate.subresources is not None and ungated.gate.subresources is None
+    fast = DetectionPipeline(detector, RecentAlerts(100_000), clock=_clock)
+    full = DetectionPipeline(ungated, RecentAlerts(100_000), clock=_clock)
     skipped = 0
     for data in messages:
         assert _outcome(fast, data) == _outcome(full, data), data
-        skipped += not fast.prefilter.may_hold_exec(data)
+        with contextlib.suppress(MalformedEvent):
+            skipped += sum(not detector.gate.admits(e) for e in decode_message(data))
     return skipped
 
 
@@ -89,11 +98,11 @@ def _shaped(seed: int, count: int, exec_share: float) -> Iterator[bytes]:
     ("seed", "count", "exec_share"), [(1, 6000, 0.02), (2, 4000, 1.0), (3, 3000, 0.3)]
 )
 def test_generated_traffic_same_alerts_and_dead_letters(
-    detector: Detector, seed: int, count: int, exec_share: float
+    detector: Detector, ungated: Detector, seed: int, count: int, exec_share: float
 ) -> None:
-    skipped = _assert_same(detector, _shaped(seed, count, exec_share))
+    skipped = _assert_same(detector, ungated, _shaped(seed, count, exec_share))
     if exec_share < 1.0:
-        assert skipped > 0  # the pre-filter does skip routine traffic
+        assert skipped > count // 2  # the gate does turn routine traffic away
 
 
 # --------------------------------------------------------------------------- adversarial
@@ -171,29 +180,47 @@ def adversarial(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=adversarial())
-def test_adversarial_exec_spellings_never_skipped_when_they_alert(
-    detector: Detector, data: bytes
+def test_adversarial_exec_spellings_never_gated_when_they_alert(
+    detector: Detector, ungated: Detector, data: bytes
 ) -> None:
-    full = DetectionPipeline(detector, RecentAlerts(10), clock=_clock)
-    fast = DetectionPipeline(detector, RecentAlerts(10), clock=_clock, prefilter=True)
-    assert fast.prefilter is not None
+    full = DetectionPipeline(ungated, RecentAlerts(10), clock=_clock)
+    fast = DetectionPipeline(detector, RecentAlerts(10), clock=_clock)
     outcome = _outcome(full, data)
     assert _outcome(fast, data) == outcome
-    if outcome[0] == "ok" and (outcome[1][2] or outcome[1][1]):
-        assert fast.prefilter.may_hold_exec(data)
+    if outcome[0] == "ok":
+        esql_alerts = [a for a in outcome[1][2] if json.loads(a)["rule"]["language"] == "esql"]
+        if esql_alerts:
+            assert any(detector.gate.admits(e) for e in decode_message(data))
 
 
-def test_escaped_exec_spellings_are_kept() -> None:
-    check = ExecPrefilter.may_hold_exec
-    assert check(b'{"requestURI":"/api/v1/namespaces/a/pods/b/ex\\u0065c"}')
-    assert check(b'{"log":"{\\"requestURI\\":\\"/pods/b/\\\\u0065xec\\"}"}')
-    assert check(b'{"requestURI":"/pods/b/ex%65c"}')
-    assert check(b'{"requestURI":"/pods/b/ex\\u00256c"}')
-    assert check(b'{"requestURI":"/nodes/n/proxy%2Frun/a/b/c"}')
-    assert check(b'{"objectRef":{"\\u0073ubresource":"x"}}')
-    assert check(b'{"a":"\\ud800"}')
-    assert check(b"[" * 200)
-    assert not check(b'{"requestURI":"/api/v1/pods?a=1\\u0026b=\\u003cc\\u003e%2F"}')
+@pytest.mark.parametrize(
+    ("object_ref", "admitted"),
+    [
+        ({"subresource": "exec"}, True),
+        ({"subresource": ["exec"]}, True),  # a one-element array reads as its scalar
+        ({"subresource": "EXEC"}, False),  # == is case-sensitive
+        ({"subresource": "status"}, False),
+        ({"subresource": None}, False),
+        ({}, False),
+        ({"subresource": 7}, False),  # not comparable with a string: null, the rule stops
+    ],
+)
+def test_gate_reads_the_field_as_the_rules_do(
+    detector: Detector, object_ref: dict[str, Any], admitted: bool
+) -> None:
+    event = _exec_event("command=id&container=web&stdout=1")
+    event["objectRef"] = {"resource": "pods", **object_ref}
+    for shape in (event, as_ecs(event), as_ecs(event, layout="flattened")):
+        (decoded,) = decode_message(json.dumps(shape).encode())
+        assert detector.gate.admits(decoded) is admitted, shape
+
+
+def test_gate_reads_a_flattened_subresource_key(detector: Detector) -> None:
+    event = _exec_event("command=id&container=web&stdout=1")
+    del event["objectRef"]["subresource"]
+    event["objectRef.subresource"] = "exec"
+    (decoded,) = decode_message(json.dumps(event).encode())
+    assert detector.gate.admits(decoded)
 
 
 # --------------------------------------------------------------------------- rule gating
@@ -213,43 +240,45 @@ def _rule(tmp_path: Path, query: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("query", "enabled"),
+    ("query", "subresources"),
     [
-        ('FROM logs-kubernetes.audit_logs-* | WHERE kubernetes.audit.verb == "delete"', False),
+        ('FROM logs-kubernetes.audit_logs-* | WHERE kubernetes.audit.verb == "delete"', None),
         (
             'FROM logs-kubernetes.audit_logs-* | WHERE kubernetes.audit.verb == "create" '
             'AND kubernetes.audit.objectRef.subresource == "exec"',
-            False,
+            None,
         ),
         (
             "FROM logs-kubernetes.audit_logs-* | EVAL x = 1 "
             '| WHERE kubernetes.audit.objectRef.subresource == "exec"',
-            False,
+            None,
         ),
+        ("FROM logs-kubernetes.audit_logs-*", None),
         (
             "FROM logs-kubernetes.audit_logs-* | WHERE kubernetes.audit.objectRef.subresource == "
             '"proxy"',
-            False,
+            frozenset({"exec", "proxy"}),
         ),
         (
-            'FROM logs-kubernetes.audit_logs-* | WHERE "exec" == '
+            'FROM logs-kubernetes.audit_logs-* | WHERE "attach" == '
             'kubernetes.audit.objectRef.subresource AND kubernetes.audit.verb == "create"',
-            True,
+            frozenset({"exec", "attach"}),
         ),
     ],
 )
-def test_prefilter_only_when_every_rule_needs_exec(
-    tmp_path: Path, query: str, enabled: bool
+def test_gate_only_when_every_rule_opens_on_a_subresource(
+    tmp_path: Path, query: str, subresources: frozenset[str] | None
 ) -> None:
     rule = load_rule_file(_rule(tmp_path, query))
     rules = (*load_rules([], builtin=True).rules, rule)
-    assert (build_prefilter(rules) is not None) is enabled
-    pipeline = DetectionPipeline(Detector(rules), RecentAlerts(10), prefilter=True)
-    assert (pipeline.prefilter is not None) is enabled
+    assert Detector(rules).gate.subresources == subresources
+    assert RuleGate.for_rules([r for r in rules if isinstance(r, EsqlRule)]).subresources == (
+        subresources
+    )
 
 
-def test_shipped_rules_enable_the_prefilter(detector: Detector) -> None:
-    assert build_prefilter(detector.rules) is not None
+def test_shipped_rules_open_on_exec(detector: Detector) -> None:
+    assert detector.gate.subresources == frozenset({"exec"})
 
 
 # --------------------------------------------------------------------------- JSON decoder
