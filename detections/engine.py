@@ -16,8 +16,9 @@ from detections.audit_event import AuditEvent
 from detections.errors import MalformedEvent
 from detections.esql import ast
 from detections.esql.scope import Row, Stage
-from detections.exec_request import ExecRequest, parse_exec_request
-from detections.native import NativeRule
+from detections.exec_request import ExecRequest, may_be_exec_request, parse_exec_request
+from detections.memo import memo2
+from detections.native import NativeHit, NativeRule
 from detections.rule_gate import RuleGate
 from detections.rule_loader import EsqlRule, LoadedRule
 from detections.rule_meta import RuleMeta
@@ -34,6 +35,10 @@ class RuleHit:
     container: str | None = None
     explanation: Explanation | None = None
     elastic_parity: bool | None = None
+
+
+_NativeFindings = tuple[tuple[NativeRule, NativeHit], ...]
+_ExecAnalysis = tuple[ExecRequest, _NativeFindings]
 
 
 @dataclass(slots=True)
@@ -64,6 +69,7 @@ class Detector:
             if isinstance(rule, EsqlRule):
                 self._insert(rule)
         self.shared_stages = _count_shared(self._root)
+        self._analyse_exec = memo2(self._exec_analysis)
 
     def _insert(self, rule: EsqlRule) -> None:
         node = _child(self._root, rule.query.source, None)
@@ -80,23 +86,36 @@ class Detector:
                     _walk(source, Row(event, {}), hits)
             if not (hits or self._native):
                 return hits
-            request = parse_exec_request(event.request_uri or "", event.subresource)
-            if request is None:
+            uri, subresource = event.request_uri or "", event.subresource
+            if not may_be_exec_request(uri, subresource):
+                return hits  # and keeps routine URIs out of the memo
+            analysis = self._analyse_exec(uri, subresource)
+            if analysis is None:
                 return hits
+            request, native = analysis
             hits = [replace(hit, container=request.container) for hit in hits]
-            if self._native:
-                hits.extend(self._native_hits(request, hits))
+            if native:
+                hits.extend(self._native_hits(request, native, hits))
             return hits
         except Exception as err:  # a defect in a rule must dead-letter the event, not stop us
             raise MalformedEvent("evaluation_error", f"{type(err).__name__}: {err}") from err
 
-    def _native_hits(self, request: ExecRequest, esql_hits: Sequence[RuleHit]) -> Iterable[RuleHit]:
+    def _exec_analysis(self, request_uri: str, subresource: str | None) -> _ExecAnalysis | None:
+        """The exec request of a URI and what every native rule says of it (pure: memoised)."""
+        request = parse_exec_request(request_uri, subresource)
+        if request is None:
+            return None
+        if not self._native:
+            return request, ()
         commands = normalise(request.argv)
+        found = ((rule, rule.predicate(request, commands)) for rule in self._native)
+        return request, tuple((rule, hit) for rule, hit in found if hit is not None)
+
+    def _native_hits(
+        self, request: ExecRequest, native: _NativeFindings, esql_hits: Sequence[RuleHit]
+    ) -> Iterable[RuleHit]:
         fired = {hit.rule.rule_id for hit in esql_hits}
-        for rule in self._native:
-            hit = rule.predicate(request, commands)
-            if hit is None:
-                continue
+        for rule, hit in native:
             parity_id = rule.parity_rule_id
             yield RuleHit(
                 rule=rule.meta,

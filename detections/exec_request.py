@@ -146,6 +146,13 @@ def _segments(raw_path: str) -> list[str] | None:
     return [part for part in decoded.split("/") if part]
 
 
+def may_be_exec_request(request_uri: str, subresource: str | None) -> bool:
+    """The cheap half of :func:`parse_exec_request`: False rules a request out for certain."""
+    if subresource is not None:
+        return subresource in _SUBRESOURCES
+    return _may_name_exec(request_uri)
+
+
 def _may_name_exec(request_uri: str) -> bool:
     """Cheap test for events without a subresource: could the path route to exec/attach/run?
 
@@ -161,9 +168,7 @@ def parse_exec_request(request_uri: str, subresource: str | None) -> ExecRequest
     ``subresource`` is the audit event's ``objectRef.subresource`` and only a cheap pre-filter;
     the path decides. Returns ``None`` for any other request, or a path Go would reject.
     """
-    if subresource is not None and subresource not in _SUBRESOURCES:
-        return None
-    if subresource is None and not _may_name_exec(request_uri):
+    if not may_be_exec_request(request_uri, subresource):
         return None
     raw_path, query = _split_uri(request_uri)
     parts = _segments(raw_path)

@@ -26,6 +26,7 @@ from detections.esql.scope import (
     at,
     wildcard,
 )
+from detections.memo import memo
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +152,11 @@ def _grok(operand: Evaluator, pattern: str, pos: ast.Pos, scope: Scope) -> Stage
     for name in names:
         scope.define(name)
     nulls = dict.fromkeys(names)
+    match = memo(grok.match)  # the dict it returns is shared: only ever copied from
 
     def run(row: Row) -> bool:
         text = operand(row)
-        found = grok.match(text) if isinstance(text, str) else None
+        found = match(text) if isinstance(text, str) else None
         row.cols.update(nulls if found is None else found)
         return True
 

@@ -15,6 +15,7 @@ from detections.esql.functions import compile_call
 from detections.esql.lucene_regexp import compile_rlike
 from detections.esql.scope import AUDIT_INDEX, METADATA_FIELDS, Evaluator, Row, Scope, at
 from detections.esql.wildcard import compile_like
+from detections.memo import memo
 from detections.values import Value
 
 
@@ -152,7 +153,7 @@ def _pattern_match(
     build = compile_rlike if regex else compile_like
     matchers = [at(pos, lambda p=p: build(p)) for p in patterns]  # type: ignore[misc]
     if len(matchers) == 1:
-        matches = matchers[0].matches
+        matches = memo(matchers[0].matches)
 
         def one(row: Row) -> Value:
             text = operand(row)

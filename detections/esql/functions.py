@@ -20,6 +20,7 @@ from detections.errors import QuerySyntaxError
 from detections.esql import ast
 from detections.esql.java_regex import JavaRegex, compile_java_regex
 from detections.esql.url_decode import java_url_decode
+from detections.memo import memo, memo2
 from detections.values import Scalar, Value
 
 Row = Any  # opaque to this module: evaluators pass the compiler's Row through
@@ -111,19 +112,19 @@ def _strings(fn: Callable[..., Value], args: list[Evaluator]) -> Evaluator:
 
 
 def _url_decode(call: ast.Call, args: list[Evaluator]) -> Evaluator:
-    return _strings(java_url_decode, args)
+    return _strings(memo(java_url_decode), args)
 
 
 def _replace(call: ast.Call, args: list[Evaluator]) -> Evaluator:
     source, pattern_arg, replacement_arg = args
     constant = _constant(call.args[1])
     if isinstance(constant, str):
-        regex = compile_java_regex(constant)
+        replace_all = memo2(compile_java_regex(constant).replace_all)
 
         def fixed(row: Row) -> Value:
             text, replacement = source(row), replacement_arg(row)
             if isinstance(text, str) and isinstance(replacement, str):
-                return regex.replace_all(text, replacement)
+                return replace_all(text, replacement)
             return None
 
         return fixed
