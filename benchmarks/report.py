@@ -251,8 +251,11 @@ def _latency(result: Mapping[str, Any] | None, title: str) -> list[str]:
         f"At {result['rate_target']:,.0f} events/s (achieved {result['rate_achieved']:,.0f}), "
         f"{result['samples']} alerts ({result['missing']} missing): "
         f"**p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms** "
-        f"from produce to the alert being readable; service peak RSS "
-        f"{result['peak_rss_mb']} MB.",
+        f"from produce to the alert being readable, in the steady state; service peak RSS "
+        f"{result['peak_rss_mb']} MB. Warm-up (events sent in the first second after the group "
+        f"was assigned): {result.get('warmup_samples', 0)} alerts, max "
+        f"{result.get('warmup_max_ms', 'n/a')} ms. Slowest (ms, s after the first send): "
+        f"{result.get('worst', [])}.",
     ]
 
 
