@@ -43,7 +43,7 @@ class Latency:
     peak_rss_mb: float
     warmup_samples: int
     warmup_max_ms: float
-    worst: list[tuple[float, float]]  # (latency ms, s after the first send) of the 5 slowest
+    worst: list[tuple[float, float]]  # (ms, s after the first send): the 5 slowest after warm-up
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,7 +139,7 @@ def _summarise(
     timed = sorted(((arrivals[a] - t) * 1000, t - first) for a, t in sent.items() if a in arrivals)
     latencies = [ms for ms, at in timed if at >= WARMUP_S]
     warmup = [ms for ms, at in timed if at < WARMUP_S]
-    slowest = timed[-5:]
+    slowest = [(ms, at) for ms, at in timed if at >= WARMUP_S][-5:]
     return Latency(
         rate_target=rate,
         rate_achieved=round(achieved, 1),

@@ -35,7 +35,7 @@ CONSUMER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
 }
 PRODUCER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
     "client.id": "auditstream",
-    "linger.ms": 10,
+    "linger.ms": 2,  # alerts are few: waiting to batch them only delays them
     "compression.type": "lz4",
     "socket.keepalive.enable": True,
     "reconnect.backoff.max.ms": 2000,

@@ -245,7 +245,7 @@ class Service:
             delivery.poll(0)
             delivery.raise_delivery_errors()
             if checkpoint.due():
-                checkpoint.commit("interval")
+                checkpoint.commit_in_background()
 
     def _shutdown(self, consumer: Consumer, delivery: Delivery, checkpoint: Checkpoint) -> None:
         """Finish in-flight work, commit it and leave the group, within ``shutdown_timeout``."""
