@@ -8,21 +8,21 @@ differ. Native rules share one parsed :class:`ExecRequest` and one shell normali
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from detections.alert import Explanation
-from detections.audit_event import AuditEvent
+from detections.audit_event import AuditEvent, compile_field
 from detections.errors import MalformedEvent
 from detections.esql import ast
-from detections.esql.scope import Row, Stage
+from detections.esql.scope import METADATA_FIELDS, Row, Stage
 from detections.exec_request import ExecRequest, may_be_exec_request, parse_exec_request
-from detections.memo import memo2
+from detections.memo import KeyedMemo, memo, memo2
 from detections.native import NativeHit, NativeRule
 from detections.rule_gate import RuleGate
 from detections.rule_loader import EsqlRule, LoadedRule
 from detections.rule_meta import RuleMeta
-from detections.shell_words import normalise
+from detections.shell_words import SimpleCommand, normalise
 from detections.values import Value
 
 
@@ -35,6 +35,12 @@ class RuleHit:
     container: str | None = None
     explanation: Explanation | None = None
     elastic_parity: bool | None = None
+
+
+@memo
+def _normalise(argv: tuple[str, ...]) -> tuple[SimpleCommand, ...]:
+    """:func:`normalise`, memoised: one command runs in many pods."""
+    return normalise(argv)
 
 
 _NativeFindings = tuple[tuple[NativeRule, NativeHit], ...]
@@ -70,6 +76,9 @@ class Detector:
                 self._insert(rule)
         self.shared_stages = _count_shared(self._root)
         self._analyse_exec = memo2(self._exec_analysis)
+        reads = dict.fromkeys(name for rule in esql for name in rule.query.reads)
+        self._key_readers = tuple(_key_reader(name) for name in reads)
+        self._esql_memo: KeyedMemo[tuple[Hashable, ...], tuple[RuleHit, ...]] = KeyedMemo()
 
     def _insert(self, rule: EsqlRule) -> None:
         node = _child(self._root, rule.query.source, None)
@@ -82,8 +91,7 @@ class Detector:
         try:
             hits: list[RuleHit] = []
             if self.gate.admits(event):
-                for source in self._root.children:
-                    _walk(source, Row(event, {}), hits)
+                hits = self._esql_hits(event)
             if not (hits or self._native):
                 return hits
             uri, subresource = event.request_uri or "", event.subresource
@@ -100,6 +108,19 @@ class Detector:
         except Exception as err:  # a defect in a rule must dead-letter the event, not stop us
             raise MalformedEvent("evaluation_error", f"{type(err).__name__}: {err}") from err
 
+    def _esql_hits(self, event: AuditEvent) -> list[RuleHit]:
+        """The ES|QL rules' hits, a function of the values of the fields the rules read: the
+        stages of one exec request, and one command run in many pods, evaluate once."""
+        key = tuple(read(event) for read in self._key_readers)
+        known = self._esql_memo.get(key)
+        if known is not None:
+            return list(known)
+        hits: list[RuleHit] = []
+        for source in self._root.children:
+            _walk(source, Row(event, {}), hits)
+        self._esql_memo.put(key, tuple(hits))
+        return hits
+
     def _exec_analysis(self, request_uri: str, subresource: str | None) -> _ExecAnalysis | None:
         """The exec request of a URI and what every native rule says of it (pure: memoised)."""
         request = parse_exec_request(request_uri, subresource)
@@ -107,7 +128,7 @@ class Detector:
             return None
         if not self._native:
             return request, ()
-        commands = normalise(request.argv)
+        commands = _normalise(request.argv)
         found = ((rule, rule.predicate(request, commands)) for rule in self._native)
         return request, tuple((rule, hit) for rule, hit in found if hit is not None)
 
@@ -124,6 +145,15 @@ class Detector:
                 explanation=Explanation(hit.indicator, hit.simple_command, hit.detail),
                 elastic_parity=(parity_id in fired) if parity_id in self._loaded_ids else None,
             )
+
+
+def _key_reader(name: str) -> Callable[[AuditEvent], Hashable]:
+    """How a read field enters the memo key: its value (metadata: what the value is made of)."""
+    if name == "_id":
+        return lambda event: (event.audit_id, event.stage)
+    if name in METADATA_FIELDS:
+        return lambda _: None  # the same for every event
+    return compile_field(name)
 
 
 def _child(parent: _Node, key: ast.Command | ast.From, stage: Stage | None) -> _Node:

@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from detections.memo import memo
+
 ExecKind = Literal["exec", "attach", "proxy_exec", "proxy_run"]
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -107,6 +109,9 @@ def parse_query(query: str) -> tuple[dict[str, list[str]], int]:
     return values, dropped
 
 
+_parsed_query = memo(parse_query)  # one command, many pods
+
+
 def api_bool(values: dict[str, list[str]], key: str) -> bool:
     """``runtime.Convert_Slice_string_To_bool``: first value; only ``0``/``false`` are false."""
     found = values.get(key)
@@ -174,7 +179,7 @@ def parse_exec_request(request_uri: str, subresource: str | None) -> ExecRequest
     parts = _segments(raw_path)
     if parts is None:
         return None
-    values, dropped = parse_query(query)
+    values, dropped = _parsed_query(query)  # shared: read, never modified
     path = "/" + "/".join(parts)
     # /api/v1/namespaces/<ns>/pods/<pod>/<exec|attach>
     if len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":

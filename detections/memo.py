@@ -14,9 +14,10 @@ than a few MB; Python's randomised string hashing keeps collisions out of an att
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Hashable
 from functools import lru_cache
-from typing import Final, TypeVar
+from typing import Final, Generic, TypeVar
 
 MEMO_ENTRIES: Final = 1024
 MAX_KEY_CHARS: Final = 2048
@@ -24,14 +25,15 @@ MAX_KEY_CHARS: Final = 2048
 
 _T = TypeVar("_T")
 _U = TypeVar("_U")
+_A = TypeVar("_A", bound=Hashable)
 
 
-def memo(fn: Callable[[str], _T]) -> Callable[[str], _T]:
+def memo(fn: Callable[[_A], _T]) -> Callable[[_A], _T]:
     """``fn`` with a bounded memo (see the module doc for when that is sound)."""
     cached = lru_cache(maxsize=MEMO_ENTRIES)(fn)
 
-    def call(text: str) -> _T:
-        return cached(text) if len(text) <= MAX_KEY_CHARS else fn(text)
+    def call(arg: _A) -> _T:
+        return cached(arg) if key_chars(arg) <= MAX_KEY_CHARS else fn(arg)
 
     return call
 
@@ -44,3 +46,44 @@ def memo2(fn: Callable[[str, _U], _T]) -> Callable[[str, _U], _T]:
         return cached(text, other) if len(text) <= MAX_KEY_CHARS else fn(text, other)
 
     return call
+
+
+def key_chars(key: object) -> int:
+    """The characters a key holds (strings, and tuples of them, nested), to bound the memos."""
+    if isinstance(key, str):
+        return len(key)
+    if isinstance(key, tuple):
+        return sum(key_chars(part) for part in key)
+    return 8
+
+
+_K = TypeVar("_K", bound=Hashable)
+
+
+class KeyedMemo(Generic[_K, _T]):
+    """A bounded LRU for results whose inputs are not hashable themselves (an event), keyed by
+    what the result is a function of (the values of the fields it reads).
+
+    Thread-safe; a key whose strings total more than :data:`MAX_KEY_CHARS` is not stored.
+    """
+
+    __slots__ = ("_entries", "_lock")
+
+    def __init__(self) -> None:
+        self._entries: dict[_K, _T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: _K) -> _T | None:
+        with self._lock:
+            found = self._entries.pop(key, None)
+            if found is not None:
+                self._entries[key] = found  # most recently used last
+            return found
+
+    def put(self, key: _K, value: _T) -> None:
+        if key_chars(key) > MAX_KEY_CHARS:
+            return
+        with self._lock:
+            self._entries[key] = value
+            if len(self._entries) > MEMO_ENTRIES:
+                del self._entries[next(iter(self._entries))]

@@ -31,11 +31,17 @@ from detections.memo import memo
 
 @dataclass(frozen=True, slots=True)
 class CompiledQuery:
-    """``stages`` pairs each command (its identity, for sharing) with its runner."""
+    """``stages`` pairs each command (its identity, for sharing) with its runner.
+
+    ``reads`` names every source and metadata field the stages read: the query's outcome on an
+    event is a function of those values alone (what :class:`detections.engine.Detector` keys
+    its memo on).
+    """
 
     source: ast.From
     stages: tuple[tuple[ast.Command, Stage], ...]
     output_columns: tuple[str, ...]
+    reads: tuple[str, ...] = ()
 
 
 def compile_query(query: ast.Query) -> CompiledQuery:
@@ -47,7 +53,7 @@ def compile_query(query: ast.Query) -> CompiledQuery:
         stage = _compile_command(command, scope)
         if stage is not None:
             stages.append((command, stage))
-    return CompiledQuery(query.source, tuple(stages), tuple(scope.computed))
+    return CompiledQuery(query.source, tuple(stages), tuple(scope.computed), tuple(scope.reads))
 
 
 def _check_sources(source: ast.From) -> None:

@@ -56,6 +56,7 @@ def _field(name: str, pos: ast.Pos, scope: Scope) -> Evaluator:
     if name in scope.computed:
         return lambda row: row.cols[name]
     if name in scope.metadata:
+        scope.reads[name] = None
         return _metadata(name)
     if name.startswith("_") and name in METADATA_FIELDS:
         raise QuerySyntaxError(
@@ -63,6 +64,7 @@ def _field(name: str, pos: ast.Pos, scope: Scope) -> Evaluator:
         )
     if not scope.source_visible(name):
         raise QuerySyntaxError(f"Unknown column [{name}]", pos.line, pos.column)
+    scope.reads[name] = None
     getter = compile_field(name)
     return lambda row: getter(row.event)
 

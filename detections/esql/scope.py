@@ -48,6 +48,7 @@ class Scope:
     def __init__(self, metadata: frozenset[str]) -> None:
         self.computed: dict[str, None] = {}  # ordered set of computed column names
         self.metadata = metadata
+        self.reads: dict[str, None] = {}  # ordered set of the source and metadata fields read
         self._source_filters: list[tuple[bool, tuple[re.Pattern[str], ...]]] = []
         self._hidden: set[str] = set()
 
