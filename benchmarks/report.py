@@ -107,7 +107,7 @@ def ratios(results: Mapping[str, Any]) -> dict[str, float | None]:
         "latency_p99_ms": latency.get("p99_ms"),
         "peak_rss_mb": rss[0],
         "exec_only_eps": eps["h"],
-        "two_over_one": over("i", "b"),
+        "two_over_one": (results.get("i") or {}).get("two_over_one"),
     }
 
 
@@ -153,7 +153,6 @@ ROWS = (
     ("d", "our `DetectionPipeline` in Quix Streams"),
     ("e", "`auditstream scan` over the same events from a file"),
     ("h", "`auditstream run`, exec-only stream"),
-    ("i", "`auditstream run`, 2 processes, 1 group, 2 partitions"),
 )
 
 
@@ -187,6 +186,8 @@ def render(results: Mapping[str, Any]) -> str:
         "| events/CPU-s | load 1-min |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         *(_row(key, text, results.get(key)) for key, text in ROWS),
+        "",
+        *_scaling(results.get("i")),
         "",
         *_latency(results.get("f"), "(f)"),
         "",
@@ -240,6 +241,24 @@ def _row(key: str, text: str, result: Mapping[str, Any] | None) -> str:
     )
 
 
+def _scaling(result: Mapping[str, Any] | None) -> list[str]:
+    head = ["## Scaling (i)", ""]
+    if not result:
+        return [*head, "not run"]
+    if "error" in result:
+        return [*head, f"failed: {result['error']}"]
+    runs = result.get("runs", {})
+    return [
+        *head,
+        "`auditstream run` in one group over a 2-partition topic, every member assigned before "
+        "the data arrives (see Method): "
+        f"1 process **{result['one_process_events_per_s']:,.0f} events/s**, 2 processes "
+        f"**{result['events_per_s']:,.0f} events/s**, ratio **{result['two_over_one']}** "
+        f"(CPU-s: {runs.get('i1', {}).get('cpu_s', '-')} and {runs.get('i2', {}).get('cpu_s', '-')}"
+        "). The broker and the runner share the same cores.",
+    ]
+
+
 def _latency(result: Mapping[str, Any] | None, title: str) -> list[str]:
     head = [f"## Latency {title}", ""]
     if not result:
@@ -271,8 +290,11 @@ METHOD = (
     "`unquote_plus`, the Elastic rules' GROK and RLIKE patterns as Python `re`, alerts "
     "produced, auto-commit. (d) Quix Streams (own virtualenv: it pins confluent-kafka < 2.13) "
     "calling `DetectionPipeline.process_message`. (e) `python -m stream.cli scan FILE` minus the "
-    "time of a scan of an empty file (start-up). (g) is `VmHWM` of (b). (i) is two (b) "
-    "processes against one.",
+    "time of a scan of an empty file (start-up). (g) is `VmHWM` of (b). (i) runs one and then "
+    "two (b) processes on an empty topic until every member owns its partition, stops them "
+    "(`SIGSTOP`), produces the default mix, continues them and times them to the end of the "
+    "topic: started after the data, a lone first member would eat into both partitions "
+    "before the second is assigned, and the pair would finish at the pace of the busier one.",
     "- Batching does not hold a message back: the service takes what the consumer has queued "
     "(`consume(num_messages=batch_size, timeout=0)`) and, when there is nothing, waits for one "
     "record (`consume(num_messages=1, timeout=poll_timeout)`) and takes what came with it. The "

@@ -26,6 +26,7 @@ from benchmarks.data import OUT, Dataset, ensure_dataset
 from benchmarks.kafka_tools import count_messages, create_topics, end_offsets
 from benchmarks.latency import measure_latency
 from benchmarks.quix_env import QuixUnavailable, quix_python, quix_version
+from benchmarks.scaling import measure_scaling
 from benchmarks.throughput import measure_group
 from stream.traffic import produce
 
@@ -151,7 +152,8 @@ class Bench:
 
     def load(self) -> None:
         inputs = ["mix", "exec", "latency", "latency-low"]
-        outputs = [f"alerts-{k}" for k in CONTENDERS] + [f"dead-{k}" for k in CONTENDERS]
+        keys = [*CONTENDERS, "i1", "i2"]
+        outputs = [f"alerts-{k}" for k in keys] + [f"dead-{k}" for k in keys]
         create_topics(self.bootstrap, inputs + outputs, PARTITIONS)
         rate = 0.0
         for topic, dataset in (("mix", self.data.mix), ("exec", self.data.exec_only)):
@@ -185,7 +187,7 @@ class Bench:
             "d": self._quix,
             "e": self._scan,
             "h": lambda: self._group("h", [self._service_argv("h", "exec")], "exec"),
-            "i": lambda: self._group("i", [self._service_argv("i", "mix")] * 2, "mix"),
+            "i": self._scaling,
             "f": lambda: self._latency("f", "latency", self.data.latency, self.plan.latency_rate),
             "f_low": lambda: self._latency("f_low", "latency-low", self.data.latency_low, LOW_RATE),
         }
@@ -212,6 +214,32 @@ class Bench:
         ).as_dict()
         result["alerts"] = count_messages(self.bootstrap, f"alerts-{key}", PARTITIONS)
         return result
+
+    def _scaling(self) -> dict[str, Any]:
+        """(i): one process, then two, each from the same backlog with every member assigned."""
+        runs = {}
+        for count in (1, 2):
+            key = f"i{count}"
+            runs[key] = measure_scaling(
+                key,
+                [self._service_argv(key, f"scale-{key}")] * count,
+                bootstrap=self.bootstrap,
+                group=f"bench-{key}",
+                topic=f"scale-{key}",
+                partitions=PARTITIONS,
+                dataset=self.data.mix,
+                timeout=self.plan.timeout,
+            )
+            _say(f"({key}): {runs[key]}")
+        one, two = runs["i1"]["events_per_s"], runs["i2"]["events_per_s"]
+        return {
+            "name": "i",
+            "processes": 2,
+            "events_per_s": two,
+            "one_process_events_per_s": one,
+            "two_over_one": round(two / one, 2) if one else None,
+            "runs": runs,
+        }
 
     def _service_argv(self, key: str, topic: str) -> list[str]:
         return [
