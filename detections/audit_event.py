@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import orjson
 
-from detections.ecs_shape import is_ecs_document, split_ecs
+from detections.ecs_shape import is_ecs_document, nested_audit, split_ecs
 from detections.errors import MalformedEvent
 from detections.field_path import MISSING, FieldPath, ecs_key, lookup_annotation, to_value
 from detections.values import Value
@@ -162,18 +162,24 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[A
     Raises :class:`MalformedEvent` with reason ``oversized``, ``not_utf8``, ``not_json`` or
     ``unknown_shape``. ``NaN``/``Infinity`` are refused as not JSON (no API server writes them).
     """
+    return events_from_json(parse_message(data, max_bytes=max_bytes))
+
+
+def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> object:
+    """The JSON value of a message: the first half of :func:`decode_message` (its reasons but
+    ``unknown_shape``)."""
     if len(data) > max_bytes:
         raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
     parsed = _parse_with_orjson(data)  # valid UTF-8 JSON, as almost every message is
     if parsed is not MISSING:
-        return events_from_json(parsed)
+        return parsed
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise MalformedEvent("not_utf8", f"invalid UTF-8 at byte {err.start}") from err
     if text.startswith("\ufeff"):
-        return events_from_json(_parse_json(text[1:], "not_json"))
-    return events_from_json(_parse_json(text, "not_json", data))
+        return _parse_json(text[1:], "not_json")
+    return _parse_json(text, "not_json", data)
 
 
 def _parse_json(text: str, reason: str, raw: bytes | None = None) -> object:
@@ -212,6 +218,25 @@ def _parse_with_orjson(raw: bytes) -> object:
 def events_from_json(obj: object) -> list[AuditEvent]:
     """Events of an already-parsed JSON value; raises ``MalformedEvent("unknown_shape", ...)``."""
     return _events(obj, None, allow_array=True, allow_wrapped=True)
+
+
+def plain_audit(obj: object) -> Mapping[str, Any] | None:
+    """The one audit event of a parsed message in either common layout, a raw Event or an ECS
+    document spelling only the nested ``kubernetes.audit``, checked as :func:`events_from_json`
+    checks it (raising the same ``unknown_shape``); ``None`` for any other layout.
+
+    For messages that no rule can fire on, this is all the decoding there is to do: no
+    :class:`AuditEvent`, no ECS split. Its audit equals the event's ``audit`` but for the
+    spelling of annotation keys (ECS ``_`` for ``.``).
+    """
+    if type(obj) is not dict:
+        return None
+    if "auditID" in obj:
+        return _checked_event(obj)
+    if obj.get("kind") == "EventList" or isinstance(obj.get("items"), list):
+        return None
+    source = nested_audit(obj)
+    return None if source is None else _checked_event(source)
 
 
 def _events(

@@ -58,12 +58,11 @@ def split_ecs(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return audit, rest
 
 
-def _nested_only(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The split of a document whose only audit spelling is ``{"kubernetes": {"audit": {...}}}``
-    with no dotted key directly under ``audit``; ``None`` for any other layout.
-
-    Equal to the general merge, which on this layout only copies (JSON objects are dicts).
-    """
+def nested_audit(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``kubernetes.audit`` object of a document whose only audit spelling is
+    ``{"kubernetes": {"audit": {...}}}`` with no dotted key directly under ``audit``; ``None``
+    for any other layout. On this layout the event :func:`split_ecs` returns equals this object
+    but for the spelling of annotation keys."""
     kubernetes = doc.get("kubernetes")
     if type(kubernetes) is not dict:
         return None
@@ -80,6 +79,18 @@ def _nested_only(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         return None
     if "." in "".join(source):
         return None
+    return source
+
+
+def _nested_only(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The split of a :func:`nested_audit` layout; ``None`` for any other layout.
+
+    Equal to the general merge, which on this layout only copies (JSON objects are dicts).
+    """
+    source = nested_audit(doc)
+    if source is None:
+        return None
+    kubernetes = doc["kubernetes"]
     audit = dict(source)
     annotations = audit.get("annotations")
     if isinstance(annotations, Mapping):

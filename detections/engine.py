@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from detections.alert import Explanation
 from detections.audit_event import AuditEvent, compile_field
@@ -107,6 +108,26 @@ class Detector:
             return hits
         except Exception as err:  # a defect in a rule must dead-letter the event, not stop us
             raise MalformedEvent("evaluation_error", f"{type(err).__name__}: {err}") from err
+
+    def fires_on_nothing(self, audit: Mapping[str, Any]) -> bool:
+        """True when :meth:`detect` would find nothing for the event with this audit object,
+        without building the event: no ES|QL rule opens on its subresource (the gate) and its
+        URI cannot be an exec request (what native rules need). False when unsure, including
+        when reading the event fails: :meth:`detect` then says why.
+        """
+        if self.gate.subresources is None:
+            return False
+        try:
+            if self.gate.admits_audit(audit):
+                return False
+            ref = audit.get("objectRef")
+            subresource = ref.get("subresource") if isinstance(ref, Mapping) else None
+            uri = audit["requestURI"]
+            return not may_be_exec_request(
+                uri, subresource if isinstance(subresource, str) else None
+            )
+        except Exception:
+            return False
 
     def _esql_hits(self, event: AuditEvent) -> list[RuleHit]:
         """The ES|QL rules' hits, a function of the values of the fields the rules read: the

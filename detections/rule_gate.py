@@ -10,19 +10,21 @@ The gate is exact, not a heuristic. A rule *opens* with a literal when its first
 whose first conjunct is ``<subresource field> == "<literal>"`` in either operand order. The stage
 stops at the first conjunct that is not true, and a comparison never raises (non-comparable
 operands give null), so for an event whose subresource value is not a string equal to one of
-the literals, nothing else of the rule is evaluated and it cannot fire. The value is read with
-the very getter the compiled rule uses (:func:`detections.audit_event.compile_field`), so every
-input shape and spelling resolves the same way. One rule that does not open this way turns the
-gate off: every event goes to the rules.
+the literals, nothing else of the rule is evaluated and it cannot fire. The value is read as
+the compiled rule reads it (:func:`detections.audit_event.compile_field` resolves every
+``kubernetes.audit.*`` field but annotations as a :class:`FieldPath` over the event's audit
+object), so every input shape and spelling resolves the same way. One rule that does not open
+this way turns the gate off: every event goes to the rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
-from detections.audit_event import AuditEvent, compile_field
+from detections.audit_event import AUDIT_FIELD_PREFIX, AuditEvent
 from detections.esql import ast
+from detections.field_path import FieldPath, to_value
 from detections.rule_loader import EsqlRule
 
 SUBRESOURCE_FIELD: Final = "kubernetes.audit.objectRef.subresource"
@@ -31,12 +33,12 @@ SUBRESOURCE_FIELD: Final = "kubernetes.audit.objectRef.subresource"
 class RuleGate:
     """Stateless after construction; one instance serves every event and thread."""
 
-    __slots__ = ("_read", "subresources")
+    __slots__ = ("_path", "subresources")
 
     def __init__(self, subresources: frozenset[str] | None) -> None:
         self.subresources = subresources
         """The subresources some rule can fire on; ``None`` when the gate is off."""
-        self._read = compile_field(SUBRESOURCE_FIELD)
+        self._path = FieldPath(SUBRESOURCE_FIELD.removeprefix(AUDIT_FIELD_PREFIX))
 
     @classmethod
     def for_rules(cls, rules: Sequence[EsqlRule]) -> RuleGate:
@@ -54,10 +56,14 @@ class RuleGate:
         Raises what the rules' own read of the field would raise, so an event that breaks
         evaluation is refused the same way with or without the gate.
         """
+        return self.admits_audit(event.audit)
+
+    def admits_audit(self, audit: Mapping[str, Any]) -> bool:
+        """:meth:`admits` for an event's audit object (no :class:`AuditEvent` needed)."""
         allowed = self.subresources
         if allowed is None:
             return True
-        value = self._read(event)
+        value = to_value(self._path.lookup(audit))
         return isinstance(value, str) and value in allowed
 
 

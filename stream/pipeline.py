@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from detections.alert import Alert, SourceRef, alert_id, build_alert
-from detections.audit_event import AuditEvent, decode_message
+from detections.audit_event import AuditEvent, events_from_json, parse_message, plain_audit
 from detections.engine import Detector
 from stream.alert_window import RecentAlerts
 
@@ -60,7 +60,11 @@ class DetectionPipeline:
 
         ``source`` may be a function that builds it: called only if an alert needs it.
         """
-        return self.process_events(decode_message(data, max_bytes=self.max_message_bytes), source)
+        parsed = parse_message(data, max_bytes=self.max_message_bytes)
+        audit = plain_audit(parsed)
+        if audit is not None and self.detector.fires_on_nothing(audit):
+            return ROUTINE  # decoded and checked; no event built, no rule run
+        return self.process_events(events_from_json(parsed), source)
 
     def process_events(self, events: Sequence[AuditEvent], source: Source) -> Detections:
         alerts: list[Alert] = []

@@ -350,3 +350,30 @@ def test_decoder_values_match_stdlib(value: Any) -> None:
     event = {"auditID": "a", "stage": "s", "verb": "v", "requestURI": "/", "x": value}
     _assert_decodes_like_stdlib(json.dumps(event))
     _assert_decodes_like_stdlib(json.dumps(event, ensure_ascii=False))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"verb": None},
+        {"auditID": ""},
+        {"kind": "Pod"},
+        {"apiVersion": "v1"},
+        {"requestURI": 7},
+        {"objectRef": "pods"},
+        {"objectRef": {"subresource": ["status", "exec"]}},
+        {"objectRef.subresource": "exec"},
+    ],
+)
+def test_routine_shortcut_refuses_and_keeps_exactly_as_the_full_path(
+    detector: Detector, ungated: Detector, change: dict[str, Any]
+) -> None:
+    routine = _exec_event("command=id&container=web&stdout=1")
+    routine["objectRef"] = {"resource": "pods", "namespace": "default", "name": "web-1"}
+    routine["requestURI"] = "/api/v1/namespaces/default/pods/web-1"
+    event = {**routine, **change}
+    for shape in (event, as_ecs(event)):
+        data = json.dumps(shape).encode()
+        fast = DetectionPipeline(detector, RecentAlerts(10), clock=_clock)
+        full = DetectionPipeline(ungated, RecentAlerts(10), clock=_clock)
+        assert _outcome(fast, data) == _outcome(full, data), shape
