@@ -13,6 +13,7 @@ from typing import Any
 import re2
 
 from detections.exec_request import ExecRequest
+from detections.memo import memo
 from detections.shell_words import SHELLS, SimpleCommand, shell_script
 
 from .types import NativeHit
@@ -125,7 +126,12 @@ def is_shell(cmd: SimpleCommand) -> bool:
 
 
 def is_interpreter(cmd: SimpleCommand) -> bool:
-    return INTERPRETER_NAMES.search(cmd.name) is not None
+    return _interpreter_name(cmd.name)
+
+
+@memo
+def _interpreter_name(name: str) -> bool:
+    return INTERPRETER_NAMES.search(name) is not None
 
 
 _CODE_FLAGS = frozenset({"-c", "-m", "-e", "-E", "-r", "-p", "-n", "--eval", "--print", "-f"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from detections.memo import memo
 from detections.shell_words import SimpleCommand
 
 from .indicators import allowed_host, code_text, compile_re2
@@ -109,18 +110,23 @@ def _first_group(match: Any) -> str | None:
     return next((g for g in groups if g), None)
 
 
+@memo
+def _language_of(name: str) -> Language | None:
+    """The first language whose interpreter names match (command names repeat: memoised)."""
+    return next((lang for lang in LANGUAGES if lang.names.search(name) is not None), None)
+
+
 def interpreter_socket(cmd: SimpleCommand) -> tuple[str, str] | None:
     """``(indicator, target)`` when an interpreter one-liner wires a socket to a shell."""
-    for lang in LANGUAGES:
-        if lang.names.search(cmd.name) is None:
-            continue
-        code = code_text(cmd)
-        if lang is _PYTHON and PTY_SPAWN.search(code) is not None:
-            return "python_pty_spawn", ""
-        if lang.connect.search(code) is None:
-            return None
-        host = _first_group(lang.host.search(code)) or ""
-        if lang.spawn.search(code) is not None or not host or not allowed_host(host):
-            return lang.indicator, host
+    lang = _language_of(cmd.name)
+    if lang is None:
         return None
+    code = code_text(cmd)
+    if lang is _PYTHON and PTY_SPAWN.search(code) is not None:
+        return "python_pty_spawn", ""
+    if lang.connect.search(code) is None:
+        return None
+    host = _first_group(lang.host.search(code)) or ""
+    if lang.spawn.search(code) is not None or not host or not allowed_host(host):
+        return lang.indicator, host
     return None
