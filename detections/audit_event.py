@@ -147,13 +147,10 @@ def _reject_constant(name: str) -> Any:
 
 _STDLIB_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 """Built once: ``json.loads(text, parse_constant=...)`` builds a new decoder on every call."""
-_ORJSON_MAX_BRACKETS: Final = 200
-"""Above this many ``{``/``[`` the depth could reach where ``json`` raises RecursionError
-(the interpreter's limit less the caller's stack) and orjson (limit 1024) does not."""
 _LONG_NUMBER: Final = b"0" * 19
 """orjson turns an integer beyond 64 bits into a float where ``json`` keeps the exact int; every
-such integer has at least 19 digits."""
-_CANONICAL: Final = bytes.maketrans(b"123456789[", b"000000000{")
+such integer has at least 19 digits (all of them ``0`` once :data:`_DIGITS` has mapped them)."""
+_DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
 
 
 def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[AuditEvent]:
@@ -162,57 +159,59 @@ def decode_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> list[A
     Raises :class:`MalformedEvent` with reason ``oversized``, ``not_utf8``, ``not_json`` or
     ``unknown_shape``. ``NaN``/``Infinity`` are refused as not JSON (no API server writes them).
     """
-    return events_from_json(parse_message(data, max_bytes=max_bytes))
+    value, exact = parse_message(data, max_bytes=max_bytes)
+    return events_from_json(value if exact else exact_json(data, value))
 
 
-def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> object:
-    """The JSON value of a message: the first half of :func:`decode_message` (its reasons but
-    ``unknown_shape``)."""
+def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[object, bool]:
+    """The JSON value of a message, and whether it is exactly ``json``'s value.
+
+    orjson parses what it can (nearly every message, several times faster than ``json``);
+    ``json`` decides the rest (lone surrogate escapes, numbers beyond double range, a BOM) and
+    gives the reasons. What orjson accepts, ``json`` accepts too, with two differences: orjson
+    nests up to 1,024 levels where ``json`` stops at the interpreter's recursion limit (about
+    990), and it turns an integer beyond 64 bits into a float. The first is the accepted
+    nesting; the second is why the value is flagged not exact: :func:`exact_json` gives the
+    exact one when a value is going to be read (a message no rule can fire on never is).
+    """
     if len(data) > max_bytes:
         raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
-    parsed = _parse_with_orjson(data)  # valid UTF-8 JSON, as almost every message is
-    if parsed is not MISSING:
-        return parsed
+    try:
+        return orjson.loads(data), False  # also proves the bytes are UTF-8
+    except orjson.JSONDecodeError:
+        pass
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise MalformedEvent("not_utf8", f"invalid UTF-8 at byte {err.start}") from err
-    if text.startswith("\ufeff"):
-        return _parse_json(text[1:], "not_json")
-    return _parse_json(text, "not_json", data)
+    return _stdlib_json(text.removeprefix("\ufeff"), "not_json"), True
 
 
-def _parse_json(text: str, reason: str, raw: bytes | None = None) -> object:
-    """``json.loads`` semantics, through orjson where the two provably agree.
+def exact_json(raw: bytes, value: object) -> object:
+    """orjson's ``value`` of ``raw`` as ``json`` gives it: re-parsed by ``json`` when an integer
+    beyond 64 bits may have become a float (or kept, where ``json`` cannot nest that deep)."""
+    if _LONG_NUMBER not in raw.translate(_DIGITS):
+        return value
+    try:
+        return _STDLIB_DECODER.decode(raw.decode("utf-8", "surrogatepass"))
+    except RecursionError:
+        return value
 
-    orjson is strict where ``json`` is lenient (lone surrogate escapes, NaN, numbers out of
-    double range): any orjson error falls back to ``json``, which decides. Where orjson would
-    *accept* something differently (integers beyond 64 bits, nesting ``json`` refuses), the
-    input is sent to ``json`` directly. ``raw`` is ``text`` as UTF-8 when the caller has it.
-    """
-    if raw is None:
-        raw = text.encode("utf-8", "surrogatepass")
-    parsed = _parse_with_orjson(raw)
-    if parsed is not MISSING:
-        return parsed
+
+def _parse_json(text: str, reason: str) -> object:
+    """:func:`parse_message` for JSON held in a string (a shipper's ``log`` field): exact."""
+    raw = text.encode("utf-8", "surrogatepass")
+    try:
+        return exact_json(raw, orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return _stdlib_json(text, reason)
+
+
+def _stdlib_json(text: str, reason: str) -> object:
     try:
         return _STDLIB_DECODER.decode(text)
     except (ValueError, RecursionError) as err:
         raise MalformedEvent(reason, f"cannot parse JSON: {err}") from err
-
-
-def _parse_with_orjson(raw: bytes) -> object:
-    """orjson's value where it provably equals ``json``'s, else MISSING (``json`` decides).
-
-    orjson refuses what is not UTF-8, so a value from it also means the text is valid UTF-8.
-    """
-    canonical = raw.translate(_CANONICAL)
-    if canonical.count(b"{") >= _ORJSON_MAX_BRACKETS or _LONG_NUMBER in canonical:
-        return MISSING
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return MISSING
 
 
 def events_from_json(obj: object) -> list[AuditEvent]:

@@ -12,8 +12,15 @@ from datetime import UTC, datetime
 from typing import Final
 
 from detections.alert import Alert, SourceRef, alert_id, build_alert
-from detections.audit_event import AuditEvent, events_from_json, parse_message, plain_audit
+from detections.audit_event import (
+    AuditEvent,
+    events_from_json,
+    exact_json,
+    parse_message,
+    plain_audit,
+)
 from detections.engine import Detector
+from detections.errors import MalformedEvent
 from stream.alert_window import RecentAlerts
 
 EXEC_SUBRESOURCES = frozenset({"exec", "attach"})
@@ -60,10 +67,17 @@ class DetectionPipeline:
 
         ``source`` may be a function that builds it: called only if an alert needs it.
         """
-        parsed = parse_message(data, max_bytes=self.max_message_bytes)
-        audit = plain_audit(parsed)
+        parsed, exact = parse_message(data, max_bytes=self.max_message_bytes)
+        try:
+            audit = plain_audit(parsed)
+        except MalformedEvent:
+            if exact:
+                raise
+            audit = None  # the full path says why, quoting exact values
         if audit is not None and self.detector.fires_on_nothing(audit):
-            return ROUTINE  # decoded and checked; no event built, no rule run
+            return ROUTINE  # parsed and checked; no event built, no value read, no rule run
+        if not exact:
+            parsed = exact_json(data, parsed)
         return self.process_events(events_from_json(parsed), source)
 
     def process_events(self, events: Sequence[AuditEvent], source: Source) -> Detections:

