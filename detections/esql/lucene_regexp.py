@@ -159,38 +159,50 @@ def _empty_repeats(node: Node, terms: Terms, pattern: str) -> Node:
 
     Checked against the real Lucene: ``x*``, ``x+`` and ``x{n,}`` of an empty ``x`` match
     nothing (not even the empty string, unlike the textbook star); ``x{0,m}`` is the empty
-    string; ``x{n,m}`` with ``n >= 1`` throws ArrayIndexOutOfBoundsException while building the
-    automaton, which fails the query in Elasticsearch, so it fails the rule's load here.
+    string. ``x{n,m}`` with ``n >= 1`` builds a malformed empty automaton: concatenation, union,
+    complement and ``+`` rebuild it into a sound one, but when it reaches the query itself
+    (directly, or through ``&``, ``*`` or another bounded repeat) Lucene throws
+    ArrayIndexOutOfBoundsException, which fails the query in Elasticsearch, so it fails the
+    rule's load here. ``#{2}`` fails; ``a#{2}`` matches nothing; ``a|#{2}`` matches ``a``.
     """
+    rewritten, malformed = _rewrite_empty_repeats(node, terms)
+    if malformed:
+        raise QuerySyntaxError(
+            f"invalid RLIKE pattern {pattern!r}: Lucene cannot build a bounded repeat of "
+            "an empty language (ArrayIndexOutOfBoundsException)"
+        )
+    return rewritten
+
+
+def _rewrite_empty_repeats(node: Node, terms: Terms) -> tuple[Node, bool]:
+    """``node`` with repeats of empty languages resolved, and whether Lucene's automaton for
+    it is the malformed empty one (see :func:`_empty_repeats`)."""
     match node:
         case Repeat(inner=inner, lo=lo, hi=hi):
-            inner = _empty_repeats(inner, terms, pattern)
-            if not _is_empty(terms, inner):
-                return Repeat(inner, lo, hi)
+            inner, malformed = _rewrite_empty_repeats(inner, terms)
+            if not malformed and not _is_empty(terms, inner):
+                return Repeat(inner, lo, hi), False
             if hi is None:
-                return EmptyLang()
+                return EmptyLang(), malformed and lo == 0  # x+ and x{n,} concatenate: sound
             if lo == 0:
-                return Lit("")
-            raise QuerySyntaxError(
-                f"invalid RLIKE pattern {pattern!r}: Lucene cannot build a bounded repeat of "
-                "an empty language (ArrayIndexOutOfBoundsException)"
-            )
+                return Lit(""), False
+            return EmptyLang(), True
         case Concat(left=left, right=right):
-            return Concat(
-                _empty_repeats(left, terms, pattern), _empty_repeats(right, terms, pattern)
-            )
+            return Concat(_rewritten(left, terms), _rewritten(right, terms)), False
         case Union(left=left, right=right):
-            return Union(
-                _empty_repeats(left, terms, pattern), _empty_repeats(right, terms, pattern)
-            )
+            return Union(_rewritten(left, terms), _rewritten(right, terms)), False
         case Inter(left=left, right=right):
-            return Inter(
-                _empty_repeats(left, terms, pattern), _empty_repeats(right, terms, pattern)
-            )
+            left, bad_left = _rewrite_empty_repeats(left, terms)
+            right, bad_right = _rewrite_empty_repeats(right, terms)
+            return Inter(left, right), bad_left or bad_right
         case Complement(inner=inner):
-            return Complement(_empty_repeats(inner, terms, pattern))
+            return Complement(_rewritten(inner, terms)), False
         case _:
-            return node
+            return node, False
+
+
+def _rewritten(node: Node, terms: Terms) -> Node:
+    return _rewrite_empty_repeats(node, terms)[0]
 
 
 class _NotTranslatable(Exception):
