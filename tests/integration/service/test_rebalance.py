@@ -34,9 +34,13 @@ def test_leave_and_join_mid_run_loses_nothing(
     deployment.produce(parts[0])
     env = deployment.env(commit_interval="1")
     replicas = [subprocesses(env) for _ in range(3)]
-    wait_until(lambda: all(_owned(r) > 0 for r in replicas), timeout=60,
-               what="three replicas sharing the partitions", alive=_alive(replicas))  # fmt: skip
-    assert sum(_owned(r) for r in replicas) == topics.partitions
+    # Cooperative rebalancing hands partitions over in rounds: wait for the last round, in which
+    # every replica owns some and together they own all (none twice).
+    wait_until(
+        lambda: all(_owned(r) > 0 for r in replicas)
+        and sum(_owned(r) for r in replicas) == topics.partitions,
+        timeout=60, what="three replicas sharing the partitions", alive=_alive(replicas),
+    )  # fmt: skip
 
     joining = subprocesses(env)  # another joins: cooperative, the others keep working
     wait_until(lambda: _owned(joining) > 0, timeout=60, what="the new replica to get partitions",
