@@ -78,7 +78,7 @@ class AuditEvent:
 
     @property
     def subresource(self) -> str | None:
-        return _str_or_none(self.object_ref.get("subresource"))
+        return subresource_of(self.audit)
 
     @property
     def namespace(self) -> str | None:
@@ -132,6 +132,15 @@ class AuditEvent:
 
 _DOC_TIMESTAMP: Final = FieldPath("@timestamp")
 _NO_OBJECT_REF: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+def subresource_of(audit: Mapping[str, Any]) -> str | None:
+    """``objectRef.subresource`` of an audit object when it is a string (what native rules and
+    the exec counters go by; ES|QL reads the field its own way)."""
+    ref = audit.get("objectRef")
+    if type(ref) is dict or isinstance(ref, Mapping):
+        return _str_or_none(ref.get("subresource"))
+    return None
 
 
 def _str_or_none(value: object) -> str | None:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from detections.alert import Explanation
-from detections.audit_event import AuditEvent, compile_field
+from detections.audit_event import AuditEvent, compile_field, subresource_of
 from detections.errors import MalformedEvent
 from detections.esql import ast
 from detections.esql.scope import METADATA_FIELDS, Row, Stage
 from detections.exec_request import ExecRequest, may_be_exec_request, parse_exec_request
-from detections.memo import KeyedMemo, memo, memo2
+from detections.memo import KeyedMemo, memo
 from detections.native import NativeHit, NativeRule
 from detections.rule_gate import RuleGate
 from detections.rule_loader import EsqlRule, LoadedRule
@@ -76,7 +76,7 @@ class Detector:
             if isinstance(rule, EsqlRule):
                 self._insert(rule)
         self.shared_stages = _count_shared(self._root)
-        self._analyse_exec = memo2(self._exec_analysis)
+        self._analyse_exec = memo(self._exec_analysis)
         reads = dict.fromkeys(name for rule in esql for name in rule.query.reads)
         self._key_readers = tuple(_key_reader(name) for name in reads)
         self._esql_memo: KeyedMemo[tuple[Hashable, ...], tuple[RuleHit, ...]] = KeyedMemo()
@@ -120,12 +120,7 @@ class Detector:
         try:
             if self.gate.admits_audit(audit):
                 return False
-            ref = audit.get("objectRef")
-            subresource = ref.get("subresource") if isinstance(ref, Mapping) else None
-            uri = audit["requestURI"]
-            return not may_be_exec_request(
-                uri, subresource if isinstance(subresource, str) else None
-            )
+            return not may_be_exec_request(audit["requestURI"], subresource_of(audit))
         except Exception:
             return False
 

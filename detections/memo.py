@@ -17,33 +17,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from functools import lru_cache
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, ParamSpec, TypeVar
 
 MEMO_ENTRIES: Final = 1024
 MAX_KEY_CHARS: Final = 2048
 """Longer first arguments bypass the memo: entries x key x (key + result) stays a few MB."""
 
 _T = TypeVar("_T")
-_U = TypeVar("_U")
-_A = TypeVar("_A", bound=Hashable)
+_P = ParamSpec("_P")
 
 
-def memo(fn: Callable[[_A], _T]) -> Callable[[_A], _T]:
-    """``fn`` with a bounded memo (see the module doc for when that is sound)."""
+def memo(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``fn`` with a bounded memo (see the module doc for when that is sound): positional
+    arguments, hashable, their strings together at most :data:`MAX_KEY_CHARS` (other calls go
+    straight to ``fn``)."""
     cached = lru_cache(maxsize=MEMO_ENTRIES)(fn)
 
-    def call(arg: _A) -> _T:
-        return cached(arg) if key_chars(arg) <= MAX_KEY_CHARS else fn(arg)
-
-    return call
-
-
-def memo2(fn: Callable[[str, _U], _T]) -> Callable[[str, _U], _T]:
-    """:func:`memo` for two arguments; the second must be hashable and small."""
-    cached = lru_cache(maxsize=MEMO_ENTRIES)(fn)
-
-    def call(text: str, other: _U) -> _T:
-        return cached(text, other) if len(text) <= MAX_KEY_CHARS else fn(text, other)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if kwargs or key_chars(args) > MAX_KEY_CHARS:
+            return fn(*args, **kwargs)
+        return cached(*args)
 
     return call
 

@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from stream.delivery import Delivery
 from stream.metrics import Metrics
 from stream.offset_tracker import OffsetTracker, Partition
-from stream.retrying import TimedOut, bounded, call_with_timeout
+from stream.retrying import bounded
 
 _log = structlog.get_logger("auditstream.checkpoint")
 
@@ -72,8 +72,8 @@ class Checkpoint:
         self._clock = clock
         self._next_due = clock() + interval
         self._committed: dict[Partition, int] = {}
-        self._in_flight: threading.Event | None = None  # set when the last commit call returned
-        self._background: _BackgroundCommit | None = None  # step 5 not yet done
+        self._latest: _HelperCommit | None = None  # the last commit sent from a helper thread
+        self._background: _HelperCommit | None = None  # a background commit owed its step 5
 
     def due(self) -> bool:
         return self._clock() >= self._next_due
@@ -90,32 +90,27 @@ class Checkpoint:
         commit has not returned, nothing new is sent: the next interval commits further.
         """
         self._next_due = self._clock() + self._interval
-        if not self._finish_background():
+        self._finish_background()
+        if self._waiting():
             return
         self._delivery.poll(0)
         self._delivery.raise_delivery_errors()
         offsets = self._moved(None)
         if not offsets:
             return
-        returned = threading.Event()
-        self._in_flight = returned
-        self._background = _BackgroundCommit(trigger, offsets, returned)
-        self._background.start(self._consumer)
+        self._background = self._send(trigger, offsets)
 
-    def _finish_background(self) -> bool:
-        """Step 5 of the background commit if it has returned; False while it is in flight."""
+    def _finish_background(self) -> None:
+        """Step 5 of the background commit, once it has returned."""
         pending = self._background
-        if pending is None:
-            return True
-        if not pending.returned.is_set():
-            return False
+        if pending is None or not pending.returned.is_set():
+            return
         self._background = None
         try:
             self._record(pending.trigger, pending.offsets, pending.answer())
         except CommitFailed as err:
             self._metrics.commit_failures.labels(pending.trigger).inc()
             _log.warning("checkpoint_failed", trigger=pending.trigger, error=str(err))
-        return True
 
     def commit_with_retries(
         self,
@@ -163,7 +158,7 @@ class Checkpoint:
         offsets = self._moved(partitions)  # 3. acked prefixes that moved
         if not offsets:
             return
-        answer = self._commit_call(offsets, timeout)  # 4. synchronously, bounded
+        answer = self._commit_call(trigger, offsets, timeout)  # 4. synchronously, bounded
         self._record(trigger, offsets, answer)  # 5.
 
     def _record(
@@ -187,7 +182,7 @@ class Checkpoint:
         )
 
     def _commit_call(
-        self, offsets: list[TopicPartition], timeout: float | None
+        self, trigger: str, offsets: list[TopicPartition], timeout: float | None
     ) -> list[TopicPartition]:
         """The commit: on this thread (``timeout`` None), or on a helper thread, one at a time
         (an abandoned one may still be waiting for the coordinator: it commits offsets that were
@@ -196,25 +191,25 @@ class Checkpoint:
             return self._direct_commit(offsets)
         if timeout < 0.05:
             raise CommitFailed("no time left for a commit", retriable=False)
-        if self._in_flight is not None and not self._in_flight.is_set():
+        if self._waiting():
             raise CommitFailed(
                 "the previous commit is still waiting for the broker", retriable=True
             )
-        returned = threading.Event()
-        self._in_flight = returned
+        sent = self._send(trigger, offsets)
+        if not sent.returned.wait(timeout):
+            _log.warning("call_timed_out", what="commit", timeout_s=round(timeout, 2))
+            raise CommitFailed(f"commit: no answer within {timeout:.1f}s", retriable=True)
+        return sent.answer()
 
-        def call() -> list[TopicPartition]:
-            try:
-                return list(self._consumer.commit(offsets=offsets, asynchronous=False) or ())
-            finally:
-                returned.set()
+    def _send(self, trigger: str, offsets: list[TopicPartition]) -> _HelperCommit:
+        sent = _HelperCommit(trigger, offsets)
+        self._latest = sent
+        sent.start(self._consumer)
+        return sent
 
-        try:
-            return call_with_timeout("commit", call, timeout)
-        except TimedOut as err:
-            raise CommitFailed(str(err), retriable=True) from err
-        except KafkaException as err:
-            raise _failed(err) from err
+    def _waiting(self) -> bool:
+        """A commit sent from a helper thread has no answer yet (commits go out in order)."""
+        return self._latest is not None and not self._latest.returned.is_set()
 
     def _direct_commit(self, offsets: list[TopicPartition]) -> list[TopicPartition]:
         try:
@@ -232,15 +227,15 @@ class Checkpoint:
         ]
 
 
-class _BackgroundCommit:
-    """One commit running on a helper thread; ``returned`` is set when its answer is in."""
+class _HelperCommit:
+    """One commit running on a helper thread (librdkafka's synchronous commit waits forever for
+    an absent coordinator); ``returned`` is set when its answer is in. One that is waited for in
+    vain is abandoned, not cancelled: it commits offsets that were safe when asked."""
 
-    def __init__(
-        self, trigger: str, offsets: list[TopicPartition], returned: threading.Event
-    ) -> None:
+    def __init__(self, trigger: str, offsets: list[TopicPartition]) -> None:
         self.trigger = trigger
         self.offsets = offsets
-        self.returned = returned
+        self.returned = threading.Event()
         self._answer: list[TopicPartition] = []
         self._error: KafkaException | None = None
 

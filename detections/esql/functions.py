@@ -20,7 +20,7 @@ from detections.errors import QuerySyntaxError
 from detections.esql import ast
 from detections.esql.java_regex import JavaRegex, compile_java_regex
 from detections.esql.url_decode import java_url_decode
-from detections.memo import memo, memo2
+from detections.memo import memo
 from detections.values import Scalar, Value
 
 Row = Any  # opaque to this module: evaluators pass the compiler's Row through
@@ -119,7 +119,7 @@ def _replace(call: ast.Call, args: list[Evaluator]) -> Evaluator:
     source, pattern_arg, replacement_arg = args
     constant = _constant(call.args[1])
     if isinstance(constant, str):
-        replace_all = memo2(compile_java_regex(constant).replace_all)
+        replace_all = memo(compile_java_regex(constant).replace_all)
 
         def fixed(row: Row) -> Value:
             text, replacement = source(row), replacement_arg(row)

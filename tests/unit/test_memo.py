@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detections.memo import MAX_KEY_CHARS, MEMO_ENTRIES, memo, memo2
+from detections.memo import MAX_KEY_CHARS, MEMO_ENTRIES, memo
 
 
 class Counting:
@@ -53,7 +53,7 @@ def test_entries_are_bounded_least_recently_used_first() -> None:
 
 def test_two_argument_memo_keys_on_both() -> None:
     fn = Counting()
-    times = memo2(fn.two)
+    times = memo(fn.two)
     assert [times("ab", 2), times("ab", 2), times("ab", 3)] == ["abab", "abab", "ababab"]
     assert fn.calls == ["ab", "ab"]
     long = "z" * (MAX_KEY_CHARS + 1)
