@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from benchmarks import procs
 from benchmarks.data import Dataset
 from benchmarks.kafka_tools import GroupWatcher, wait_for
-from stream.traffic import produce
+from devtools.traffic.stream import produce
 
 WARMUP_S = 1.0
 """Alerts for events sent in the first second after the group is assigned are reported apart:

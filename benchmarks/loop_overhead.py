@@ -1,7 +1,8 @@
 """What the service loop adds per message on top of the detection pipeline, without a broker.
 
 ``python -m benchmarks.loop_overhead [--messages N] [--repeat R]``: feeds ``N`` in-memory Kafka
-records through :class:`stream.processor.MessageProcessor` in batches of 500, once with the real
+records through :class:`auditstream.stream.processor.MessageProcessor` in batches of 500, once with
+the real
 pipeline and once with a pipeline that returns "nothing found" at once, and prints microseconds
 per message (best of ``R``; the machine is shared). The second figure is the loop's own
 bookkeeping: metrics, offset tracking, logging context, source coordinates. The producer is a
@@ -19,18 +20,18 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.pipeline import DetectionPipeline, Detections
+from auditstream.detections.ruleset.loader import load_rules
+from auditstream.stream.alert_sink import AlertSink, json_encoder
+from auditstream.stream.dead_letters import DeadLetterSink
+from auditstream.stream.delivery import Delivery
+from auditstream.stream.logs import configure_logging
+from auditstream.stream.metrics import Metrics
+from auditstream.stream.offset_tracker import OffsetTracker
+from auditstream.stream.processor import MessageProcessor
 from benchmarks.data import ensure_dataset
-from detections.engine import Detector
-from detections.rule_loader import load_rules
-from stream.alert_sink import AlertSink, json_encoder
-from stream.alert_window import RecentAlerts
-from stream.dead_letters import DeadLetterSink
-from stream.delivery import Delivery
-from stream.logs import configure_logging
-from stream.metrics import Metrics
-from stream.offset_tracker import OffsetTracker
-from stream.pipeline import DetectionPipeline, Detections
-from stream.processor import MessageProcessor
 
 BATCH = 500
 TOPIC = "bench"

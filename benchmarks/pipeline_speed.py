@@ -2,7 +2,8 @@
 
     python -m benchmarks.pipeline_speed [--events N] [--repeat R] [--no-gate]
 
-Generates the messages in memory with :mod:`stream.traffic` (default mix: 2 % exec stages, raw
+Generates the messages in memory with :mod:`devtools.traffic.stream` (default mix: 2 % exec stages,
+raw
 Events and ECS documents; exec-only: every message an exec stage), then times
 ``DetectionPipeline.process_message`` over them, best of ``--repeat`` runs (the machine is shared).
 """
@@ -16,13 +17,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from detections.alert import SourceRef
-from detections.engine import Detector
-from detections.errors import MalformedEvent
-from detections.rule_loader import load_rules
-from stream.alert_window import RecentAlerts
-from stream.pipeline import DetectionPipeline
-from stream.traffic import generate
+from auditstream.detections.alert import SourceRef
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.detections.ruleset.loader import load_rules
+from devtools.traffic.stream import generate
 
 MIXES = {"default": 0.02, "exec-only": 1.0}
 

@@ -4,7 +4,8 @@
 
 Uses the benchmark's cached data sets (generated on first use). Without pyinstrument installed
 it still prints the plain rate. For the whole ``auditstream scan`` or ``run`` process, sample it
-from outside instead: ``py-spy record --format raw -o out.txt -- python -m stream.cli scan FILE``.
+from outside instead: ``py-spy record --format raw -o out.txt -- python -m auditstream.stream scan
+FILE``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from auditstream.detections.alert import SourceRef
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.detections.ruleset.loader import load_rules
 from benchmarks.data import Dataset, ensure_dataset
-from detections.alert import SourceRef
-from detections.engine import Detector
-from detections.rule_loader import load_rules
-from stream.alert_window import RecentAlerts
-from stream.pipeline import DetectionPipeline
 
 
 def _dataset(name: str) -> Dataset:

@@ -77,7 +77,7 @@ def _java_version() -> str:
 
 
 def _kafka_version() -> str:
-    from tests.harness.kafka import KAFKA_VERSION  # noqa: PLC0415 - the harness is optional here
+    from devtools.jvm.kafka import KAFKA_VERSION  # noqa: PLC0415 - the harness is optional here
 
     return KAFKA_VERSION
 
@@ -289,15 +289,15 @@ METHOD = (
     "end of the topic (polled every 25 ms). Contenders that commit on an interval commit every "
     "250 ms (`--commit-interval 0.25`), which bounds the timing error; the bare loop commits "
     "once, synchronously, when it has read everything.",
-    "- (a) `Consumer.consume(num_messages=1000)` and nothing else. (b) `python -m stream.cli "
-    "run` with JSON alerts, defaults otherwise (batch 500, at-least-once). (c) `json.loads`, "
-    "`unquote_plus`, the Elastic rules' GROK and RLIKE patterns as Python `re`, alerts "
-    "produced, auto-commit. (d) Quix Streams (own virtualenv: it pins confluent-kafka < 2.13) "
-    "calling `DetectionPipeline.process_message`. (e) `python -m stream.cli scan FILE` minus the "
-    "time of a scan of an empty file (start-up). (g) is `VmHWM` of (b). (i) runs one and then "
-    "two (b) processes on an empty topic until every member owns its partition, stops them "
-    "(`SIGSTOP`), produces the default mix, continues them and times them to the end of the "
-    "topic: started after the data, a lone first member would eat into both partitions "
+    "- (a) `Consumer.consume(num_messages=1000)` and nothing else. (b) `python -m "
+    "auditstream.stream run` with JSON alerts, defaults otherwise (batch 500, at-least-once). (c)"
+    " `json.loads`, `unquote_plus`, the Elastic rules' GROK and RLIKE patterns as Python `re`, "
+    "alerts produced, auto-commit. (d) Quix Streams (own virtualenv: it pins confluent-kafka < "
+    "2.13) calling `DetectionPipeline.process_message`. (e) `python -m auditstream.stream scan "
+    "FILE` minus the time of a scan of an empty file (start-up). (g) is `VmHWM` of (b). (i) runs "
+    "one and then two (b) processes on an empty topic until every member owns its partition, "
+    "stops them (`SIGSTOP`), produces the default mix, continues them and times them to the end "
+    "of the topic: started after the data, a lone first member would eat into both partitions "
     "before the second is assigned, and the pair would finish at the pace of the busier one.",
     "- Batching does not hold a message back: the service takes what the consumer has queued "
     "(`consume(num_messages=batch_size, timeout=0)`) and, when there is nothing, waits for one "

@@ -1,6 +1,6 @@
 """One command for every figure of issue 6: ``python -m benchmarks.run [--events N] [--quick]``.
 
-Starts a real Kafka broker (``tests.harness.kafka``), produces each data set once, then runs the
+Starts a real Kafka broker (``devtools.jvm.kafka``), produces each data set once, then runs the
 contenders one after another against the same topics (see ``docs/benchmarks.md`` for what each
 letter is and how it is timed), and writes ``benchmarks/results.json`` and
 ``docs/benchmarks.md``. ``--quick`` is a smoke run on a few thousand events; it writes its
@@ -28,7 +28,7 @@ from benchmarks.latency import measure_latency
 from benchmarks.quix_env import QuixUnavailable, quix_python, quix_version
 from benchmarks.scaling import measure_scaling
 from benchmarks.throughput import measure_group
-from stream.traffic import produce
+from devtools.traffic.stream import produce
 
 PARTITIONS = 2
 CONTENDERS = ("a", "b", "c", "d", "e", "f", "f_low", "h", "i")
@@ -120,7 +120,7 @@ def _datasets(plan: Plan) -> Data:
 
 
 def run(plan: Plan) -> dict[str, Any]:
-    from tests.harness.kafka import KafkaCluster  # noqa: PLC0415 - dev-only harness
+    from devtools.jvm.kafka import KafkaCluster  # noqa: PLC0415 - dev-only harness
 
     results: dict[str, Any] = {"quick": plan.quick, "machine": report.machine()}
     _say("generating data sets (cached in benchmarks/out/)")
@@ -243,7 +243,7 @@ class Bench:
 
     def _service_argv(self, key: str, topic: str) -> list[str]:
         return [
-            procs.python(), "-m", "stream.cli", "run",
+            procs.python(), "-m", "auditstream.stream", "run",
             "--bootstrap-servers", self.bootstrap,
             "--input-topic", topic,
             "--group-id", f"bench-{key}",
@@ -316,7 +316,7 @@ class Bench:
 
 def _timed_scan(path: Path, out: Path) -> tuple[float, float, int, float]:
     """(wall seconds, peak RSS MB, alert lines, CPU seconds) of ``auditstream scan path``."""
-    argv = [procs.python(), "-m", "stream.cli", "scan", str(path)]
+    argv = [procs.python(), "-m", "auditstream.stream", "scan", str(path)]
     started = time.monotonic()
     with out.open("wb") as sink:
         child = subprocess.Popen(

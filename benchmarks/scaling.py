@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.data import Dataset
 from benchmarks.kafka_tools import GroupWatcher, create_topics, end_offsets, reached, wait_for
-from stream.traffic import produce
+from devtools.traffic.stream import produce
 
 POLL = 0.025
 JOIN_TIMEOUT = 90.0

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(events: int, exec_events: int, low_seconds: float, repeat: int) -> dict[str, Any]:
-    from tests.harness.kafka import KafkaCluster  # noqa: PLC0415 - dev-only harness
+    from devtools.jvm.kafka import KafkaCluster  # noqa: PLC0415 - dev-only harness
 
     plan = Plan(
         events=events,

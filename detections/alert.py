@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from detections.audit_event import AuditEvent
-from detections.rule_meta import RuleMeta, Technique, Threat
-from detections.values import Scalar, Value
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.ruleset.meta import RuleMeta, Technique, Threat
+from auditstream.detections.values import Scalar, Value
 
 MAX_STRING_CHARS: Final = 8192
 MAX_LIST_ITEMS: Final = 256
@@ -120,7 +120,8 @@ def _capped_explanation(explanation: Explanation | None) -> Explanation | None:
 
 @dataclass(frozen=True, slots=True)
 class RuleRef:
-    """The rule as its TOML metadata states it (see :class:`detections.rule_meta.RuleMeta`)."""
+    """The rule as its TOML metadata states it (see
+    :class:`auditstream.detections.ruleset.meta.RuleMeta`)."""
 
     id: str
     name: str

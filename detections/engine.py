@@ -12,19 +12,19 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from detections.alert import Explanation
-from detections.audit_event import AuditEvent, compile_field, subresource_of
-from detections.errors import MalformedEvent
-from detections.esql import ast
-from detections.esql.scope import METADATA_FIELDS, Row, Stage
-from detections.exec_request import ExecRequest, may_be_exec_request, parse_exec_request
-from detections.memo import KeyedMemo, memo
-from detections.native import NativeHit, NativeRule
-from detections.rule_gate import RuleGate
-from detections.rule_loader import EsqlRule, LoadedRule
-from detections.rule_meta import RuleMeta
-from detections.shell_words import SimpleCommand, normalise
-from detections.values import Value
+from auditstream.detections.alert import Explanation
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.esql import ast
+from auditstream.detections.esql.scope import METADATA_FIELDS, Row, Stage
+from auditstream.detections.event.audit_event import AuditEvent, compile_field, subresource_of
+from auditstream.detections.exec.request import ExecRequest, may_be_exec_request, parse_exec_request
+from auditstream.detections.exec.shell_words import SimpleCommand, normalise
+from auditstream.detections.memo import KeyedMemo, memo
+from auditstream.detections.native import NativeHit, NativeRule
+from auditstream.detections.rule_gate import RuleGate
+from auditstream.detections.ruleset.loader import EsqlRule, LoadedRule
+from auditstream.detections.ruleset.meta import RuleMeta
+from auditstream.detections.values import Value
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Detector:
     """Compiled rules, shared safely across threads: evaluation keeps no state between events.
 
     ``gate=False`` sends every event through every ES|QL rule; the outcome is the same (see
-    :mod:`detections.rule_gate`), it exists to prove that.
+    :mod:`auditstream.detections.rule_gate`), it exists to prove that.
     """
 
     def __init__(self, rules: Sequence[LoadedRule], *, gate: bool = True) -> None:

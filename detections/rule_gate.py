@@ -3,7 +3,7 @@
 Almost every audit event is routine API traffic, and every shipped rule starts with
 ``WHERE kubernetes.audit.objectRef.subresource == "exec" AND ...``. Evaluating that stage the
 long way (a row, a closure chain, three-valued logic) costs more than the rest of a routine
-event's handling, so the :class:`detections.engine.Detector` asks the gate first.
+event's handling, so the :class:`auditstream.detections.engine.Detector` asks the gate first.
 
 The gate is exact, not a heuristic. A rule *opens* with a literal when its first stage is a
 ``WHERE`` (it runs on the source fields: no EVAL or RENAME before it can redefine the column)
@@ -11,7 +11,8 @@ whose first conjunct is ``<subresource field> == "<literal>"`` in either operand
 stops at the first conjunct that is not true, and a comparison never raises (non-comparable
 operands give null), so for an event whose subresource value is not a string equal to one of
 the literals, nothing else of the rule is evaluated and it cannot fire. The value is read as
-the compiled rule reads it (:func:`detections.audit_event.compile_field` resolves every
+the compiled rule reads it (:func:`auditstream.detections.event.audit_event.compile_field` resolves
+every
 ``kubernetes.audit.*`` field but annotations as a :class:`FieldPath` over the event's audit
 object), so every input shape and spelling resolves the same way. One rule that does not open
 this way turns the gate off: every event goes to the rules.
@@ -22,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from detections.audit_event import AUDIT_FIELD_PREFIX, AuditEvent
-from detections.esql import ast
-from detections.field_path import FieldPath, to_value
-from detections.rule_loader import EsqlRule
+from auditstream.detections.esql import ast
+from auditstream.detections.event.audit_event import AUDIT_FIELD_PREFIX, AuditEvent
+from auditstream.detections.event.field_path import FieldPath, to_value
+from auditstream.detections.ruleset.loader import EsqlRule
 
 SUBRESOURCE_FIELD: Final = "kubernetes.audit.objectRef.subresource"
 

@@ -1,7 +1,7 @@
 """Write ``examples/audit-sample.jsonl``, the small audit log the README's first command scans.
 
 Run from the repository root: ``python -m examples.make_sample`` (``--check`` only compares).
-The output is deterministic: a fixed seed and start time drive :mod:`stream.synthetic`.
+The output is deterministic: a fixed seed and start time drive :mod:`devtools.traffic.synthetic`.
 
 What is in it: about 260 everyday events; exec requests from every client (kubectl, the
 JavaScript and Python clients, the Rancher shell, a hand-crafted request), benign (shells, ls,
@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from stream.synthetic import (
+from devtools.traffic.synthetic import (
     EcsLayout,
     as_ecs,
     as_event_list,

@@ -23,11 +23,11 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from detections.alert import Alert
-from stream.delivery import Delivery, OnAcked
-from stream.errors import StartupError, StreamError
-from stream.retrying import bounded
-from stream.settings_types import AlertSettings
+from auditstream.detections.alert import Alert
+from auditstream.stream.delivery import Delivery, OnAcked
+from auditstream.stream.errors import StartupError, StreamError
+from auditstream.stream.retrying import bounded
+from auditstream.stream.settings_types import AlertSettings
 
 RULE_ID_HEADER: Final = "auditstream.rule_id"
 CONTENT_TYPE_HEADER: Final = "content-type"
@@ -49,7 +49,7 @@ class Encoder:
 
 
 class AlertSink:
-    """Produce alerts to the alert topic through :class:`stream.delivery.Delivery`."""
+    """Produce alerts to the alert topic through :class:`auditstream.stream.delivery.Delivery`."""
 
     def __init__(self, delivery: Delivery, topic: str, encoder: Encoder) -> None:
         self._delivery = delivery
@@ -78,7 +78,7 @@ def json_encoder() -> Encoder:
 
 
 def alert_schema() -> str:
-    return resources.files("schemas").joinpath("alert.avsc").read_text(encoding="utf-8")
+    return resources.files("auditstream.schemas").joinpath("alert.avsc").read_text(encoding="utf-8")
 
 
 def registry_client(settings: AlertSettings) -> SchemaRegistryClient:

@@ -4,7 +4,8 @@ A checkpoint runs in numbered steps:
 
 1. serve the producer's delivery callbacks, so that every acknowledgement already received
    counts;
-2. raise any latched delivery error (:class:`stream.errors.DeliveryError`): an output was lost,
+2. raise any latched delivery error (:class:`auditstream.stream.errors.DeliveryError`): an output
+was lost,
    so nothing may be committed and the replica must restart;
 3. take, per partition, the committable offset from the :class:`OffsetTracker`: one past the
    longest prefix of messages whose every output (alerts, dead letters) the broker acknowledged,
@@ -21,7 +22,8 @@ A checkpoint runs in numbered steps:
    interval, or before the next synchronous commit).
 
 It runs on an interval, on partition revoke (after flushing the producer, see
-:mod:`stream.service`) and on shutdown. At most one commit is in flight: commits reach the
+:mod:`auditstream.stream.service`) and on shutdown. At most one commit is in flight: commits reach
+the
 coordinator in the order they were made, so a committed offset never moves backwards. A commit
 that fails (broker away, coordinator moving) is logged and counted, and the offsets are simply
 held: the next checkpoint commits them or later ones. Committing less is always safe;
@@ -37,10 +39,10 @@ from collections.abc import Callable, Collection
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from stream.delivery import Delivery
-from stream.metrics import Metrics
-from stream.offset_tracker import OffsetTracker, Partition
-from stream.retrying import bounded
+from auditstream.stream.delivery import Delivery
+from auditstream.stream.metrics import Metrics
+from auditstream.stream.offset_tracker import OffsetTracker, Partition
+from auditstream.stream.retrying import bounded
 
 _log = structlog.get_logger("auditstream.checkpoint")
 
@@ -86,7 +88,8 @@ class Checkpoint:
     def commit_in_background(self, trigger: str = "interval") -> None:
         """Steps 1-3 now, step 4 on a helper thread, step 5 at the next call.
 
-        Raises :class:`stream.errors.DeliveryError` (step 2). While the previous background
+        Raises :class:`auditstream.stream.errors.DeliveryError` (step 2). While the previous
+        background
         commit has not returned, nothing new is sent: the next interval commits further.
         """
         self._next_due = self._clock() + self._interval

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from stream.errors import DeliveryError, StreamError
+from auditstream.stream.errors import DeliveryError, StreamError
 
 Header = tuple[str, bytes | str | None]
 OnAcked = Callable[[Message], None]

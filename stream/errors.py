@@ -1,8 +1,9 @@
 """The one exception root of the streaming runtime (:mod:`stream`).
 
-Input problems are not errors here: they are :class:`detections.errors.MalformedEvent` and become
+Input problems are not errors here: they are :class:`auditstream.detections.errors.MalformedEvent`
+and become
 dead letters. These are configuration and infrastructure failures, which stop the service loudly
-(see the exit codes in :mod:`stream.service`).
+(see the exit codes in :mod:`auditstream.stream.service`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Our defaults, then the user's properties (``[kafka]`` for every client, then ``[
 ``[producer]``), then the keys at-least-once depends on, which nobody may change:
 
 - consumer: ``enable.auto.commit=false`` and ``enable.auto.offset.store=false`` (offsets are
-  committed by :mod:`stream.checkpoint` only after the outputs are acknowledged), and
+  committed by :mod:`auditstream.stream.checkpoint` only after the outputs are acknowledged), and
   cooperative rebalancing: ``partition.assignment.strategy=cooperative-sticky`` with the classic
   protocol, or ``group.protocol=consumer`` (KIP-848, Kafka 4.0+ brokers), where the broker
   assigns and the client-side assignor and session settings do not exist;
@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from stream.errors import SettingsError
-from stream.settings_types import ClientValue, KafkaSettings
+from auditstream.stream.errors import SettingsError
+from auditstream.stream.settings_types import ClientValue, KafkaSettings
 
 ClientConfig = dict[str, object]
 

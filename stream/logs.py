@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from stream.settings_types import LogFormat
+from auditstream.stream.settings_types import LogFormat
 
 REPEAT_EVERY = 10.0
 _TIMINGS = re.compile(r"\(after \d+ms[^)]*\)|\d+ms")

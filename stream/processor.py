@@ -17,14 +17,14 @@ from functools import partial
 import structlog
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
 
-from detections.alert import Alert, SourceRef
-from detections.errors import MalformedEvent
-from stream.alert_sink import AlertEncodingError, AlertSink
-from stream.dead_letters import DeadLetter, DeadLetterSink
-from stream.delivery import Header
-from stream.metrics import Metrics
-from stream.offset_tracker import OffsetTracker, Partition, Ticket
-from stream.pipeline import DetectionPipeline
+from auditstream.detections.alert import Alert, SourceRef
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.stream.alert_sink import AlertEncodingError, AlertSink
+from auditstream.stream.dead_letters import DeadLetter, DeadLetterSink
+from auditstream.stream.delivery import Header
+from auditstream.stream.metrics import Metrics
+from auditstream.stream.offset_tracker import OffsetTracker, Partition, Ticket
 
 _log = structlog.get_logger("auditstream.processor")
 OnError = Callable[[KafkaError], None]

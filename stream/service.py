@@ -34,23 +34,23 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from detections.engine import Detector
-from detections.rule_loader import LoadedRule
-from stream.alert_sink import AlertSink, Encoder, avro_encoder, json_encoder
-from stream.alert_window import RecentAlerts
-from stream.checkpoint import Checkpoint
-from stream.dead_letters import DeadLetterSink
-from stream.delivery import Delivery
-from stream.errors import FatalClientError, SettingsError, StartupError, StreamError
-from stream.health import Health, HttpEndpoint
-from stream.kafka_config import consumer_config, producer_config
-from stream.logs import librdkafka_logger
-from stream.metrics import Metrics, parse_statistics
-from stream.offset_tracker import OffsetTracker, Partition
-from stream.pipeline import DetectionPipeline
-from stream.processor import MessageProcessor
-from stream.retrying import TimedOut, bounded, call_with_timeout
-from stream.settings_types import Settings
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.detections.ruleset.loader import LoadedRule
+from auditstream.stream.alert_sink import AlertSink, Encoder, avro_encoder, json_encoder
+from auditstream.stream.checkpoint import Checkpoint
+from auditstream.stream.dead_letters import DeadLetterSink
+from auditstream.stream.delivery import Delivery
+from auditstream.stream.errors import FatalClientError, SettingsError, StartupError, StreamError
+from auditstream.stream.health import Health, HttpEndpoint
+from auditstream.stream.kafka_config import consumer_config, producer_config
+from auditstream.stream.logs import librdkafka_logger
+from auditstream.stream.metrics import Metrics, parse_statistics
+from auditstream.stream.offset_tracker import OffsetTracker, Partition
+from auditstream.stream.processor import MessageProcessor
+from auditstream.stream.retrying import TimedOut, bounded, call_with_timeout
+from auditstream.stream.settings_types import Settings
 
 EXIT_OK: Final = 0
 EXIT_CONFIG: Final = 2
@@ -314,7 +314,8 @@ class Service:
 
     def _forget_window_if(self, unflushed: bool) -> None:
         """Outputs still queued for partitions we give up: if we get them back, the repeats
-        must be produced again rather than suppressed by the window (see stream.alert_window)."""
+        must be produced again rather than suppressed by the window (see
+        auditstream.detections.alert_window)."""
         if unflushed and self._processor is not None:
             pipeline = self._processor.pipeline
             pipeline.window = RecentAlerts(pipeline.window.capacity)

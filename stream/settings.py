@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
-from stream.errors import SettingsError
-from stream.settings_types import (
+from auditstream.stream.errors import SettingsError
+from auditstream.stream.settings_types import (
     AlertSettings,
     ClientValue,
     HttpSettings,
@@ -278,7 +278,7 @@ def _where(layers: _Layers, name: str) -> str:
 
 
 def _validate(settings: Settings, layers: _Layers) -> None:
-    from stream.kafka_config import check_client_configs  # noqa: PLC0415 - avoids a cycle
+    from auditstream.stream.kafka_config import check_client_configs  # noqa: PLC0415 - avoids a cycle
 
     for name in ("bootstrap_servers", "alert_topic", "dead_letter_topic"):
         if not layers.scalars.get(name, ("", ""))[0]:

@@ -1,4 +1,5 @@
-"""The typed, frozen shape of the service configuration; built by :mod:`stream.settings`.
+"""The typed, frozen shape of the service configuration; built by
+:mod:`auditstream.stream.settings`.
 
 Kept apart from the loader so that the runtime modules depend on plain values only. Secrets are
 wrapped (:class:`Secret`, :class:`Properties`) so that ``repr`` and logs never show them.

@@ -23,9 +23,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # stubs re-ex
 )
 from hypothesis import settings
 
-from tests.harness._jvm import wait_until
-from tests.harness.kafka import KafkaCluster
-from tests.harness.registry import SchemaRegistry
+from devtools.jvm.kafka import KafkaCluster
+from devtools.jvm.process import wait_until
+from devtools.jvm.registry import SchemaRegistry
 
 # CI runs a fixed set of generated examples, so a green build stays green on the same code; local
 # runs keep drawing new examples (that is how the oracle tests find differences worth fixing).

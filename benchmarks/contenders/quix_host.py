@@ -16,12 +16,12 @@ from quixstreams import (  # type: ignore[import-not-found]  # in benchmarks/.ve
     message_context,
 )
 
-from detections.alert import SourceRef
-from detections.engine import Detector
-from detections.errors import MalformedEvent
-from detections.rule_loader import load_rules
-from stream.alert_window import RecentAlerts
-from stream.pipeline import DetectionPipeline
+from auditstream.detections.alert import SourceRef
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.detections.ruleset.loader import load_rules
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,14 +1,14 @@
 """The ES|QL syntax tree: what a query says, independent of how it runs.
 
 Nodes are frozen and compare without their source positions, so two rules whose leading commands
-read the same share those commands' work (see :mod:`detections.engine`).
+read the same share those commands' work (see :mod:`auditstream.detections.engine`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detections.values import Scalar
+from auditstream.detections.values import Scalar
 
 
 @dataclass(frozen=True, slots=True)

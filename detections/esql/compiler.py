@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from detections.errors import QuerySyntaxError
-from detections.esql import ast
-from detections.esql.dissect import compile_dissect
-from detections.esql.expressions import compile_expression
-from detections.esql.grok import compile_grok
-from detections.esql.scope import (
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.esql import ast
+from auditstream.detections.esql.dissect import compile_dissect
+from auditstream.detections.esql.expressions import compile_expression
+from auditstream.detections.esql.scope import (
     AUDIT_INDEX,
     METADATA_FIELDS,
     Evaluator,
@@ -26,7 +25,8 @@ from detections.esql.scope import (
     at,
     wildcard,
 )
-from detections.memo import memo
+from auditstream.detections.memo import memo
+from auditstream.detections.regex.grok.expression import compile_grok
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,8 @@ class CompiledQuery:
     """``stages`` pairs each command (its identity, for sharing) with its runner.
 
     ``reads`` names every source and metadata field the stages read: the query's outcome on an
-    event is a function of those values alone (what :class:`detections.engine.Detector` keys
+    event is a function of those values alone (what :class:`auditstream.detections.engine.Detector`
+    keys
     its memo on).
     """
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from detections.errors import QuerySyntaxError
+from auditstream.detections.errors import QuerySyntaxError
 
 _LEADING = re.compile(r"^(.*?)%\{", re.DOTALL)
 _KEY_AND_DELIMITER = re.compile(r"%\{([^}]*?)}(.+?(?=%\{)|.*$)", re.DOTALL)

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from detections.audit_event import compile_field
-from detections.errors import QuerySyntaxError
-from detections.esql import ast
-from detections.esql.functions import compile_call
-from detections.esql.lucene_regexp import compile_rlike
-from detections.esql.scope import AUDIT_INDEX, METADATA_FIELDS, Evaluator, Row, Scope, at
-from detections.esql.wildcard import compile_like
-from detections.memo import memo
-from detections.values import Value
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.esql import ast
+from auditstream.detections.esql.functions import compile_call
+from auditstream.detections.esql.scope import (
+    AUDIT_INDEX,
+    METADATA_FIELDS,
+    Evaluator,
+    Row,
+    Scope,
+    at,
+)
+from auditstream.detections.event.audit_event import compile_field
+from auditstream.detections.memo import memo
+from auditstream.detections.regex.lucene.regexp import compile_rlike
+from auditstream.detections.regex.lucene.wildcard import compile_like
+from auditstream.detections.values import Value
 
 
 def compile_expression(expr: ast.Expr, scope: Scope) -> Evaluator:

@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from detections.errors import QuerySyntaxError
-from detections.esql import ast
-from detections.esql.java_regex import JavaRegex, compile_java_regex
-from detections.esql.url_decode import java_url_decode
-from detections.memo import memo
-from detections.values import Scalar, Value
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.esql import ast
+from auditstream.detections.esql.url_decode import java_url_decode
+from auditstream.detections.memo import memo
+from auditstream.detections.regex.java.pattern import JavaRegex, compile_java_regex
+from auditstream.detections.values import Scalar, Value
 
 Row = Any  # opaque to this module: evaluators pass the compiler's Row through
 Evaluator = Callable[[Row], Value]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from detections.errors import QuerySyntaxError
+from auditstream.detections.errors import QuerySyntaxError
 
 
 class Kind(Enum):

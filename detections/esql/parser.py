@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from detections.errors import QuerySyntaxError
-from detections.esql import ast
-from detections.esql.lexer import Kind, Lexer, Token
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.esql import ast
+from auditstream.detections.esql.lexer import Kind, Lexer, Token
 
 SUPPORTED_FUNCTIONS = frozenset(
     {

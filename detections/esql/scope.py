@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from detections.audit_event import AuditEvent
-from detections.errors import QuerySyntaxError
-from detections.esql import ast
-from detections.values import Value
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.esql import ast
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.values import Value
 
 AUDIT_INDEX = "logs-kubernetes.audit_logs-default"
 """The index Elastic Agent's Kubernetes audit integration writes to; FROM patterns must match it."""

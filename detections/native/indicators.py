@@ -12,9 +12,9 @@ from typing import Any
 
 import re2
 
-from detections.exec_request import ExecRequest
-from detections.memo import memo
-from detections.shell_words import SHELLS, SimpleCommand, shell_script
+from auditstream.detections.exec.request import ExecRequest
+from auditstream.detections.exec.shell_words import SHELLS, SimpleCommand, shell_script
+from auditstream.detections.memo import memo
 
 from .types import NativeHit
 

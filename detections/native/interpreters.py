@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from detections.memo import memo
-from detections.shell_words import SimpleCommand
+from auditstream.detections.exec.shell_words import SimpleCommand
+from auditstream.detections.memo import memo
 
 from .indicators import allowed_host, code_text, compile_re2
 

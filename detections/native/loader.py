@@ -2,10 +2,11 @@
 
 A native rule file is an Elastic detection-rules style TOML whose ``[rule]`` has
 ``type = "native"``, ``language = "python"``, ``predicate`` (a key of
-:data:`~detections.native.registry.PREDICATES`) and ``parity_rule_id`` (the Elastic rule of the
+:data:`~auditstream.detections.native.registry.PREDICATES`) and ``parity_rule_id`` (the Elastic
+rule of the
 same intent). Its top-level ``[[cases]]`` are example exec requests with the expected outcome,
 run by the rule test suite. Everything is validated once at load; an unknown predicate or a
-malformed case is a :class:`~detections.errors.RuleLoadError` naming the file.
+malformed case is a :class:`~auditstream.detections.errors.RuleLoadError` naming the file.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detections.errors import RuleLoadError
-from detections.exec_request import ExecRequest, parse_exec_request
-from detections.rule_cases import RuleCase, parse_cases
-from detections.rule_meta import RuleMeta, RuleMetaError
-from detections.shell_words import SimpleCommand, normalise
+from auditstream.detections.errors import RuleLoadError
+from auditstream.detections.exec.request import ExecRequest, parse_exec_request
+from auditstream.detections.exec.shell_words import SimpleCommand, normalise
+from auditstream.detections.ruleset.cases import RuleCase, parse_cases
+from auditstream.detections.ruleset.meta import RuleMeta, RuleMetaError
 
 from .registry import PREDICATES
 from .types import NativeHit, NativePredicate

@@ -10,8 +10,8 @@ a health/OIDC path on another host) saved to a file. ``echo https://...`` is not
 
 from __future__ import annotations
 
-from detections.exec_request import ExecRequest
-from detections.shell_words import SimpleCommand
+from auditstream.detections.exec.request import ExecRequest
+from auditstream.detections.exec.shell_words import SimpleCommand
 
 from .indicators import (
     allowed_host,

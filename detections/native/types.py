@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from detections.exec_request import ExecRequest
-from detections.shell_words import SimpleCommand
+from auditstream.detections.exec.request import ExecRequest
+from auditstream.detections.exec.shell_words import SimpleCommand
 
 
 @dataclass(frozen=True, slots=True)

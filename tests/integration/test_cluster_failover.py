@@ -25,8 +25,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from tests.harness._jvm import wait_until
-from tests.harness.kafka import KafkaCluster
+from devtools.jvm.kafka import KafkaCluster
+from devtools.jvm.process import wait_until
 
 if TYPE_CHECKING:
     from tests.conftest import CreateTopic

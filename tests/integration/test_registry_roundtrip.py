@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from tests.harness.registry import SchemaRegistry
+from devtools.jvm.registry import SchemaRegistry
 
 pytestmark = pytest.mark.integration
 

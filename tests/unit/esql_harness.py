@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from detections.audit_event import events_from_json
-from detections.engine import Detector
-from detections.rule_loader import rule_from_table
-from detections.values import Value
+from auditstream.detections.engine import Detector
+from auditstream.detections.event.audit_event import events_from_json
+from auditstream.detections.ruleset.loader import rule_from_table
+from auditstream.detections.values import Value
 
 RULE_TABLE: dict[str, Any] = {
     "rule_id": "00000000-0000-4000-8000-000000000001",

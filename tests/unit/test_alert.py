@@ -17,7 +17,7 @@ import fastavro
 import pytest
 from fastavro.validation import validate
 
-from detections.alert import (
+from auditstream.detections.alert import (
     MAX_LIST_ITEMS,
     MAX_STRING_CHARS,
     Explanation,
@@ -26,13 +26,13 @@ from detections.alert import (
     build_alert,
     cap,
 )
-from detections.audit_event import AuditEvent, decode_message
-from detections.rule_meta import RuleMeta
-from detections.values import Value
-from stream.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
+from auditstream.detections.event.audit_event import AuditEvent, decode_message
+from auditstream.detections.ruleset.meta import RuleMeta
+from auditstream.detections.values import Value
+from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 
 RULES = Path(__file__).resolve().parents[2] / "detections" / "rules"
-SCHEMA = fastavro.parse_schema(json.loads((files("schemas") / "alert.avsc").read_text("utf-8")))
+SCHEMA = fastavro.parse_schema(json.loads((files("auditstream.schemas") / "alert.avsc").read_text("utf-8")))
 DETECTED = datetime(2025, 1, 15, 10, 5, tzinfo=UTC)
 KAFKA = SourceRef(kind="kafka", topic="k8s-audit", partition=2, offset=41_234)
 FILE = SourceRef(kind="file", file="examples/audit-sample.jsonl", line=17)
@@ -142,7 +142,7 @@ def test_record_keys_follow_the_schema_order() -> None:
     alert = build_alert(
         rule=_rule(), event=_event(), fields=FIELDS, source=KAFKA, detected_at=DETECTED
     )
-    schema = json.loads((files("schemas") / "alert.avsc").read_text("utf-8"))
+    schema = json.loads((files("auditstream.schemas") / "alert.avsc").read_text("utf-8"))
     assert list(json.loads(alert.to_json())) == [f["name"] for f in schema["fields"]]
     assert ", " not in alert.to_json()[:40]  # compact separators
 

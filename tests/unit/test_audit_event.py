@@ -12,10 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detections.audit_event import AuditEvent, compile_field, decode_message, events_from_json
-from detections.errors import MalformedEvent
-from stream.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
-from stream.synthetic_uri import CLIENTS, Client
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.event.audit_event import (
+    AuditEvent,
+    compile_field,
+    decode_message,
+    events_from_json,
+)
+from devtools.traffic.exec_uris import CLIENTS, Client
+from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 
 START = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 Event = dict[str, Any]

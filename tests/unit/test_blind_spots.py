@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from detections.audit_event import events_from_json
-from detections.engine import Detector, RuleHit
-from detections.rule_loader import load_rules
-from stream.synthetic import exec_audit_events
+from auditstream.detections.engine import Detector, RuleHit
+from auditstream.detections.event.audit_event import events_from_json
+from auditstream.detections.ruleset.loader import load_rules
+from devtools.traffic.synthetic import exec_audit_events
 
 REVERSE_SHELL = "f1a2b3c4-d5e6-4789-a012-3456789abc01"
 CURL_WGET = "c9d4e8f1-2a3b-4c5d-8e9f-0a1b2c3d4e5f"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from detections.rule_loader import BUILTIN_RULES, load_rules
-from stream.cli import EXIT_OK, EXIT_RULES, main
+from auditstream.detections.ruleset.loader import BUILTIN_RULES, load_rules
+from auditstream.stream.cli.main import EXIT_OK, EXIT_RULES, main
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "audit-sample.jsonl"

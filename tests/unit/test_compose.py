@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from stream.settings import load_settings
-from stream.settings_types import Settings
+from auditstream.stream.settings import load_settings
+from auditstream.stream.settings_types import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
 

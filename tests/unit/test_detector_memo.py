@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.audit_event import events_from_json
-from detections.engine import Detector, RuleHit
-from detections.rule_loader import EsqlRule, load_rules, rule_from_table
+from auditstream.detections.engine import Detector, RuleHit
+from auditstream.detections.event.audit_event import events_from_json
+from auditstream.detections.ruleset.loader import EsqlRule, load_rules, rule_from_table
 from tests.unit.esql_harness import RULE_TABLE, audit_event
 
 URI = "/api/v1/namespaces/d/pods/p/exec?command=sh&command=-c&command=id&container=c&stdout=1"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from detections.errors import QuerySyntaxError
-from detections.esql.dissect import compile_dissect
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.esql.dissect import compile_dissect
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from detections.errors import QuerySyntaxError
-from detections.esql import ast
-from detections.esql.parser import parse_query
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.esql import ast
+from auditstream.detections.esql.parser import parse_query
 
 SEED_PREFIX = """FROM logs-kubernetes.audit_logs-* metadata _id, _index, _version
 | WHERE kubernetes.audit.objectRef.subresource == "exec"

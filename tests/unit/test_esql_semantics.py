@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from detections.errors import MalformedEvent, QuerySyntaxError
+from auditstream.detections.errors import MalformedEvent, QuerySyntaxError
 from tests.unit.esql_harness import audit_event, run, value, where
 
 # --- three-valued logic ----------------------------------------------------------------------

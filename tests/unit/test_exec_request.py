@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detections.exec_request import ExecRequest, go_unescape, parse_exec_request, parse_query
+from auditstream.detections.exec.request import (
+    ExecRequest,
+    go_unescape,
+    parse_exec_request,
+    parse_query,
+)
 
 POD = "/api/v1/namespaces/prod/pods/web-0"
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")

@@ -20,16 +20,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detections.alert import SourceRef
-from detections.audit_event import decode_message
-from detections.engine import Detector
-from detections.errors import MalformedEvent
-from detections.rule_gate import RuleGate
-from detections.rule_loader import EsqlRule, load_rule_file, load_rules, rule_from_table
-from stream.alert_window import RecentAlerts
-from stream.pipeline import DetectionPipeline
-from stream.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
-from stream.traffic import go_json, records
+from auditstream.detections.alert import SourceRef
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.event.audit_event import decode_message
+from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.detections.rule_gate import RuleGate
+from auditstream.detections.ruleset.loader import (
+    EsqlRule,
+    load_rule_file,
+    load_rules,
+    rule_from_table,
+)
+from devtools.traffic.stream import go_json, records
+from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 from tests.unit.esql_harness import RULE_TABLE
 
 SOURCE = SourceRef("file", file="fast-path", line=1)

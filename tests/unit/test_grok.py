@@ -14,10 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detections.errors import QuerySyntaxError
-from detections.esql.grok import GrokColumn, GrokConversionError, compile_grok
-from detections.esql.grok_patterns import ECS_V1_PATTERNS
-from detections.values import Value
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.regex.grok.bank import ECS_V1_PATTERNS
+from auditstream.detections.regex.grok.expression import (
+    GrokColumn,
+    GrokConversionError,
+    compile_grok,
+)
+from auditstream.detections.values import Value
 from tests.oracle.jdk.oracle_client import JdkOracle, build
 
 SEED = r"%{DATA}/exec\?%{DATA:raw_commands}&(?:container|stdin|stdout|stderr)=%{GREEDYDATA}"

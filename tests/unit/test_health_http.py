@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.health import Health, HttpEndpoint
-from stream.metrics import Metrics, parse_statistics
+from auditstream.stream.health import Health, HttpEndpoint
+from auditstream.stream.metrics import Metrics, parse_statistics
 
 
 class Clock:

@@ -11,8 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detections.errors import QuerySyntaxError
-from detections.esql.java_regex import MAX_RESULT_UTF16, ReplacementError, compile_java_regex
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.regex.java.pattern import (
+    MAX_RESULT_UTF16,
+    ReplacementError,
+    compile_java_regex,
+)
 from tests.oracle.jdk.oracle_client import JdkOracle
 
 

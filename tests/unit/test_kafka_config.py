@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stream.errors import SettingsError
-from stream.kafka_config import consumer_config, merge, producer_config
-from stream.settings_types import KafkaSettings, Properties
+from auditstream.stream.errors import SettingsError
+from auditstream.stream.kafka_config import consumer_config, merge, producer_config
+from auditstream.stream.settings_types import KafkaSettings, Properties
 
 
 def kafka(

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detections.errors import QuerySyntaxError
-from detections.esql.lucene_regexp import Matcher
-from detections.esql.wildcard import compile_like
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.regex.lucene.regexp import Matcher
+from auditstream.detections.regex.lucene.wildcard import compile_like
 from tests.oracle.lucene.oracle_client import LuceneOracle
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detections.memo import MAX_KEY_CHARS, MEMO_ENTRIES, memo
+from auditstream.detections.memo import MAX_KEY_CHARS, MEMO_ENTRIES, memo
 
 
 class Counting:

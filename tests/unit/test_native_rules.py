@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from detections.errors import RuleLoadError
-from detections.native import (
+from auditstream.detections.errors import RuleLoadError
+from auditstream.detections.native import (
     PREDICATES,
     NativeHit,
     NativeRule,
@@ -23,7 +23,7 @@ from detections.native import (
     prepare,
     run_case,
 )
-from detections.rule_cases import RuleCase
+from auditstream.detections.ruleset.cases import RuleCase
 from tests.unit.test_exec_request import go_query_escape
 
 RULES = Path(__file__).resolve().parents[2] / "detections" / "rules"

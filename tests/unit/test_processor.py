@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from detections.engine import Detector
-from detections.rule_loader import NativeRule, load_rules
-from stream.alert_sink import AlertSink, json_encoder
-from stream.alert_window import RecentAlerts
-from stream.dead_letters import DeadLetterSink
-from stream.delivery import Delivery
-from stream.errors import DeliveryError
-from stream.metrics import Metrics
-from stream.offset_tracker import OffsetTracker
-from stream.pipeline import DetectionPipeline
-from stream.processor import MessageProcessor
-from stream.synthetic import exec_audit_events
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.detections.ruleset.loader import NativeRule, load_rules
+from auditstream.stream.alert_sink import AlertSink, json_encoder
+from auditstream.stream.dead_letters import DeadLetterSink
+from auditstream.stream.delivery import Delivery
+from auditstream.stream.errors import DeliveryError
+from auditstream.stream.metrics import Metrics
+from auditstream.stream.offset_tracker import OffsetTracker
+from auditstream.stream.processor import MessageProcessor
+from devtools.traffic.synthetic import exec_audit_events
 
 P = ("audit", 0)
 

@@ -15,8 +15,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from detections.errors import QuerySyntaxError
-from detections.esql.lucene_regexp import RlikeMatcher, build_dfa_matcher, compile_rlike
+from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.regex.lucene.regexp import (
+    RlikeMatcher,
+    build_dfa_matcher,
+    compile_rlike,
+)
 from tests.oracle.lucene.oracle_client import LuceneOracle
 
 CURL = r".*(curl.*https|wget.*https).*"

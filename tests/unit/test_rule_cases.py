@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from detections.engine import Detector
-from detections.rule_cases import RuleCase
-from detections.rule_loader import LoadedRule, load_rules
-from stream.rules_command import run_case
+from auditstream.detections.engine import Detector
+from auditstream.detections.ruleset.cases import RuleCase
+from auditstream.detections.ruleset.loader import LoadedRule, load_rules
+from auditstream.stream.cli.rules import run_case
 
 RULES = load_rules()
 DETECTOR = Detector(RULES.rules)

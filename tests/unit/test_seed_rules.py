@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-import detections.esql.functions as esql_functions
-from detections.audit_event import decode_message, events_from_json
-from detections.engine import Detector
-from detections.rule_loader import BUILTIN_RULES, load_rules
-from stream.synthetic import as_ecs, as_event_list, as_wrapped
+import auditstream.detections.esql.functions as esql_functions
+from auditstream.detections.engine import Detector
+from auditstream.detections.event.audit_event import decode_message, events_from_json
+from auditstream.detections.ruleset.loader import BUILTIN_RULES, load_rules
+from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped
 from tests.unit.esql_harness import audit_event
 
 REVERSE_SHELL = "f1a2b3c4-d5e6-4789-a012-3456789abc01"

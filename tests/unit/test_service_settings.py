@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli import build_parser
-from stream.errors import SettingsError
-from stream.run_command import flags_from_args, run_command
-from stream.settings import load_settings
+from auditstream.stream.cli.main import build_parser
+from auditstream.stream.cli.run import flags_from_args, run_command
+from auditstream.stream.errors import SettingsError
+from auditstream.stream.settings import load_settings
 
 MINIMAL = {
     "AUDITSTREAM_BOOTSTRAP_SERVERS": "env:9092",

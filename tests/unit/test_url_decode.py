@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detections.esql.url_decode import java_url_decode
+from auditstream.detections.esql.url_decode import java_url_decode
 from tests.oracle.jdk.oracle_client import JdkOracle
 
 

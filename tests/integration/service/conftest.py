@@ -28,12 +28,12 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from detections.rule_loader import load_rules
-from stream.logs import configure_logging
-from stream.service import Service
-from stream.settings import load_settings
-from tests.harness._jvm import REPO_ROOT, wait_until
-from tests.harness.kafka import KafkaCluster
+from auditstream.detections.ruleset.loader import load_rules
+from auditstream.stream.logs import configure_logging
+from auditstream.stream.service import Service
+from auditstream.stream.settings import load_settings
+from devtools.jvm.kafka import KafkaCluster
+from devtools.jvm.process import REPO_ROOT, wait_until
 
 # In-process services log warnings and worse only: alert lines would flood the captured output.
 configure_logging("json", "warning")
@@ -318,7 +318,7 @@ def in_process() -> Iterator[StartInProcess]:
 
 @dataclass
 class ServiceProcess:
-    """``python -m stream.cli run`` as a real child process, its log in a file."""
+    """``python -m auditstream.stream run`` as a real child process, its log in a file."""
 
     env: Mapping[str, str]
     log_path: Path
@@ -330,7 +330,7 @@ class ServiceProcess:
         env.setdefault("AUDITSTREAM_LOG_FORMAT", "json")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "run"],
+                [sys.executable, "-m", "auditstream.stream", "run"],
                 cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         return self

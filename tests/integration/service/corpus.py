@@ -1,6 +1,6 @@
 """Test corpora of audit records in every input shape, and what ``auditstream scan`` makes of them.
 
-The expected alerts come from the real offline command (``python -m stream.cli scan``) run on the
+The expected alerts come from the real offline command (``python -m auditstream.stream scan``) run on the
 same records written as JSON lines: the service must give exactly those alert ids.
 """
 
@@ -15,15 +15,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stream.synthetic import (
+from devtools.jvm.process import REPO_ROOT
+from devtools.traffic.exec_uris import Client
+from devtools.traffic.synthetic import (
     as_ecs,
     as_event_list,
     as_wrapped,
     exec_audit_events,
     routine_audit_event,
 )
-from stream.synthetic_uri import Client
-from tests.harness._jvm import REPO_ROOT
 
 START = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 MALICIOUS: tuple[tuple[str, ...], ...] = (
@@ -92,7 +92,7 @@ def scan_alert_ids(records: Sequence[bytes], workdir: Path) -> list[str]:
     path = workdir / "corpus.jsonl"
     path.write_bytes(b"".join(r + b"\n" for r in records))
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "scan", str(path)],
+        [sys.executable, "-m", "auditstream.stream", "scan", str(path)],
         capture_output=True,
         cwd=REPO_ROOT,
         check=True,

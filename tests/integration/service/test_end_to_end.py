@@ -15,8 +15,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from tests.harness._jvm import wait_until
-from tests.harness.registry import SchemaRegistry
+from devtools.jvm.process import wait_until
+from devtools.jvm.registry import SchemaRegistry
 from tests.integration.service.conftest import (
     Deployment,
     RunningService,

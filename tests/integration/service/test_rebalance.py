@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness._jvm import wait_until
+from devtools.jvm.process import wait_until
 from tests.integration.service.conftest import (
     Deployment,
     ServiceProcess,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness._jvm import wait_until
+from devtools.jvm.process import wait_until
 from tests.integration.service.conftest import Deployment, StartProcess
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 

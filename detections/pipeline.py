@@ -1,0 +1,124 @@
+"""message -> events -> rule hits -> alerts: the detection path shared by scan and run.
+
+Everything here is pure apart from the clock: side effects (reading files, Kafka) belong to the
+callers, which decide what to do with the alerts and with :class:`MalformedEvent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from auditstream.detections.alert import Alert, SourceRef, alert_id, build_alert
+from auditstream.detections.alert_window import RecentAlerts
+from auditstream.detections.engine import Detector
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.event.audit_event import (
+    AuditEvent,
+    events_from_json,
+    exact_json,
+    parse_message,
+    plain_audit,
+)
+
+EXEC_SUBRESOURCES = frozenset({"exec", "attach"})
+Source = SourceRef | Callable[[], SourceRef]  # where the message was read, or how to say it
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """What one message (or one line) gave."""
+
+    events: int
+    exec_requests: int
+    alerts: tuple[Alert, ...]
+    repeats: int  # alerts suppressed because the window had already seen their id
+
+
+ROUTINE: Final = Detections(1, 0, (), 0)
+"""One event, no exec request, no alert: what nearly every message gives, shared (it is frozen)."""
+
+
+class DetectionPipeline:
+    """Decode, detect and build alerts, once per (rule, auditID) within the window.
+
+    Every message is decoded in full, even the routine ones no rule can fire on: that is what
+    tells a malformed message (a dead letter) from a good one. The rules themselves are skipped
+    cheaply and exactly for such events (:mod:`auditstream.detections.rule_gate`).
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        window: RecentAlerts,
+        *,
+        max_message_bytes: int = 1_048_576,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.detector = detector
+        self.window = window
+        self.max_message_bytes = max_message_bytes
+        self._clock = clock
+
+    def process_message(self, data: bytes, source: Source) -> Detections:
+        """Raises :class:`auditstream.detections.errors.MalformedEvent` for input that is not audit
+        data.
+
+        ``source`` may be a function that builds it: called only if an alert needs it.
+        """
+        parsed, exact = parse_message(data, max_bytes=self.max_message_bytes)
+        try:
+            audit = plain_audit(parsed)
+        except MalformedEvent:
+            if exact:
+                raise
+            audit = None  # the full path says why, quoting exact values
+        if audit is not None and self.detector.fires_on_nothing(audit):
+            return ROUTINE  # parsed and checked; no event built, no value read, no rule run
+        if not exact:
+            parsed = exact_json(data, parsed)
+        return self.process_events(events_from_json(parsed), source)
+
+    def process_events(self, events: Sequence[AuditEvent], source: Source) -> Detections:
+        alerts: list[Alert] = []
+        repeats = 0
+        exec_requests = 0
+        for event in events:
+            if is_exec_request(event):
+                exec_requests += 1
+            hits = self.detector.detect(event)
+            if not hits:
+                continue
+            now = self._clock()
+            if not isinstance(source, SourceRef):
+                source = source()
+            for hit in hits:
+                # Check the window before building: two of an exec's three stages are repeats.
+                if not self.window.first_sighting(alert_id(hit.rule.rule_id, event.audit_id)):
+                    repeats += 1
+                    continue
+                alerts.append(
+                    build_alert(
+                        rule=hit.rule,
+                        event=event,
+                        fields=hit.fields,
+                        source=source,
+                        detected_at=now,
+                        container=hit.container,
+                        explanation=hit.explanation,
+                        elastic_parity=hit.elastic_parity,
+                    )
+                )
+        if not alerts and not repeats and not exec_requests and len(events) == 1:
+            return ROUTINE
+        return Detections(len(events), exec_requests, tuple(alerts), repeats)
+
+
+def is_exec_request(event: AuditEvent) -> bool:
+    """Pod exec/attach, or an exec through the kubelet proxy (counted in summaries and metrics)."""
+    subresource = event.subresource
+    if subresource in EXEC_SUBRESOURCES:
+        return True
+    return subresource == "proxy" and "/exec/" in (event.request_uri or "")

@@ -1,0 +1,1 @@
+"""detections/regex/lucene"""

@@ -1,0 +1,114 @@
+"""``auditstream rules list|show|test``; the case format is documented in
+auditstream.detections.ruleset.cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from auditstream.detections.engine import Detector
+from auditstream.detections.event.audit_event import events_from_json
+from auditstream.detections.ruleset.cases import RuleCase, case_event
+from auditstream.detections.ruleset.loader import EsqlRule, LoadedRule, RuleSet
+
+
+def run_rules_command(action: str, rules: RuleSet, selector: str | None) -> int:
+    if action == "list":
+        return _list(rules)
+    if action == "show":
+        return _show(rules, selector or "")
+    if action == "test":
+        return _test(rules)
+    raise ValueError(f"unknown rules action {action!r}")
+
+
+def _list(rules: RuleSet) -> int:
+    for rule in rules.rules:
+        kind = "esql" if isinstance(rule, EsqlRule) else "native"
+        meta = rule.meta
+        print(f"{meta.rule_id}  {meta.severity:<8} {meta.risk_score:>3}  {kind:<6}  {meta.name}")
+    print(f"{len(rules.rules)} rules loaded, {len(rules.problems)} not loaded")
+    return 0
+
+
+def _show(rules: RuleSet, selector: str) -> int:
+    matches = [
+        r
+        for r in rules.rules
+        if r.meta.rule_id == selector or selector.lower() in r.meta.name.lower()
+    ]
+    if len(matches) != 1:
+        print(f"auditstream: {len(matches)} rules match {selector!r}; give a rule id")
+        return 2
+    rule = matches[0]
+    meta = rule.meta
+    print(
+        f"{meta.name}\n  id: {meta.rule_id}\n  severity: {meta.severity} (risk {meta.risk_score})"
+    )
+    print(f"  file: {rule.path}")
+    if isinstance(rule, EsqlRule):
+        shared = _shared_stage_count(rule, rules.rules)
+        print(f"  stages ({shared} leading stages shared with other loaded rules):")
+        print(f"    FROM {', '.join(rule.query.source.sources)}")
+        for number, (command, _) in enumerate(rule.query.stages, start=2):
+            print(f"    {number}. {type(command).__name__.upper()} {_describe(command)}")
+        print(f"  alert fields: {', '.join(rule.query.output_columns) or '(none)'}")
+    else:
+        print(f"  native predicate: {rule.predicate_name}")
+        print(f"  Elastic twin for parity: {rule.parity_rule_id or '(none)'}")
+    return 0
+
+
+def _describe(command: object) -> str:
+    text = repr(command)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _shared_stage_count(rule: EsqlRule, others: Sequence[LoadedRule]) -> int:
+    best = 0
+    mine = [command for command, _ in rule.query.stages]
+    for other in others:
+        if other is rule or not isinstance(other, EsqlRule):
+            continue
+        if other.query.source != rule.query.source:
+            continue
+        theirs = [command for command, _ in other.query.stages]
+        common = 0
+        for a, b in zip(mine, theirs, strict=False):
+            if a != b:
+                break
+            common += 1
+        best = max(best, common)
+    return best
+
+
+def run_case(detector: Detector, rule: LoadedRule, case: RuleCase) -> str | None:
+    """None when the case passes through the production detector, else what went wrong."""
+    (event,) = events_from_json(case_event(case))
+    hits = [hit for hit in detector.detect(event) if hit.rule.rule_id == rule.meta.rule_id]
+    if bool(hits) != case.expect:
+        return f"expected {'a hit' if case.expect else 'no hit'}, got {len(hits)}"
+    if hits and case.indicator is not None:
+        explanation = hits[0].explanation
+        named = explanation.indicator if explanation else None
+        if named != case.indicator:
+            return f"expected indicator {case.indicator!r}, got {named!r}"
+    for name, expected in case.fields.items():
+        actual = hits[0].fields.get(name)
+        if actual != expected:
+            return f"field {name}: expected {expected!r}, got {actual!r}"
+    return None
+
+
+def _test(rules: RuleSet) -> int:
+    detector = Detector(rules.rules)
+    failures = passed = 0
+    for rule in rules.rules:
+        for case in rule.cases:
+            problem = run_case(detector, rule, case)
+            if problem is None:
+                passed += 1
+                continue
+            failures += 1
+            print(f"FAIL {rule.meta.name}: {case.note or case.uri[:80]}: {problem}")
+    print(f"{passed} passed, {failures} failed")
+    return 1 if failures else 0
