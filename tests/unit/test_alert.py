@@ -32,7 +32,9 @@ from auditstream.detections.values import Value
 from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 
 RULES = Path(__file__).resolve().parents[2] / "detections" / "rules"
-SCHEMA = fastavro.parse_schema(json.loads((files("auditstream.schemas") / "alert.avsc").read_text("utf-8")))
+SCHEMA = fastavro.parse_schema(
+    json.loads((files("auditstream.schemas") / "alert.avsc").read_text("utf-8"))
+)
 DETECTED = datetime(2025, 1, 15, 10, 5, tzinfo=UTC)
 KAFKA = SourceRef(kind="kafka", topic="k8s-audit", partition=2, offset=41_234)
 FILE = SourceRef(kind="file", file="examples/audit-sample.jsonl", line=17)
