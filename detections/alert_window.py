@@ -31,5 +31,9 @@ class RecentAlerts:
             self._ids.popitem(last=False)
         return True
 
+    def clear(self) -> None:
+        """Forget every id: repeats after this are produced again."""
+        self._ids.clear()
+
     def __len__(self) -> int:
         return len(self._ids)

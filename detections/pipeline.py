@@ -62,6 +62,14 @@ class DetectionPipeline:
         self.max_message_bytes = max_message_bytes
         self._clock = clock
 
+    def forget_alerts(self) -> None:
+        """Forget which alerts were already produced, so that repeats are produced again.
+
+        The one piece of pipeline state a runtime may reset: a replica that gives up partitions
+        with outputs still unacknowledged must not suppress those alerts if it gets them back.
+        """
+        self.window.clear()
+
     def process_message(self, data: bytes, source: Source) -> Detections:
         """Raises :class:`auditstream.detections.errors.MalformedEvent` for input that is not audit
         data.
