@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.rule_hit import Explanation
 from auditstream.detections.ruleset.meta import RuleMeta, Technique, Threat
 from auditstream.detections.values import Scalar, Value
 
@@ -91,22 +92,6 @@ class SourceRef:
             "offset": self.offset,
             "file": self.file,
             "line": self.line,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Why a native rule fired: the indicator and the simple command it matched in."""
-
-    indicator: str
-    simple_command: str
-    detail: str | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "indicator": self.indicator,
-            "simple_command": self.simple_command,
-            "detail": self.detail,
         }
 
 

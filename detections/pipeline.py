@@ -14,16 +14,9 @@ from typing import Final
 from auditstream.detections.alert import Alert, SourceRef, alert_id, build_alert
 from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
-from auditstream.detections.errors import MalformedEvent
-from auditstream.detections.event.audit_event import (
-    AuditEvent,
-    events_from_json,
-    exact_json,
-    parse_message,
-    plain_audit,
-)
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.decode import MAX_MESSAGE_BYTES, decode_message
 
-EXEC_SUBRESOURCES = frozenset({"exec", "attach"})
 Source = SourceRef | Callable[[], SourceRef]  # where the message was read, or how to say it
 
 
@@ -46,7 +39,7 @@ class DetectionPipeline:
 
     Every message is decoded in full, even the routine ones no rule can fire on: that is what
     tells a malformed message (a dead letter) from a good one. The rules themselves are skipped
-    cheaply and exactly for such events (:mod:`auditstream.detections.rule_gate`).
+    cheaply and exactly for such events (:mod:`auditstream.detections.esql.gate`).
     """
 
     def __init__(
@@ -54,7 +47,7 @@ class DetectionPipeline:
         detector: Detector,
         window: RecentAlerts,
         *,
-        max_message_bytes: int = 1_048_576,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.detector = detector
@@ -71,30 +64,24 @@ class DetectionPipeline:
         self.window.clear()
 
     def process_message(self, data: bytes, source: Source) -> Detections:
-        """Raises :class:`auditstream.detections.errors.MalformedEvent` for input that is not audit
-        data.
+        """Raises :class:`~auditstream.detections.errors.MalformedEvent` for input that is not
+        audit data.
 
         ``source`` may be a function that builds it: called only if an alert needs it.
         """
-        parsed, exact = parse_message(data, max_bytes=self.max_message_bytes)
-        try:
-            audit = plain_audit(parsed)
-        except MalformedEvent:
-            if exact:
-                raise
-            audit = None  # the full path says why, quoting exact values
-        if audit is not None and self.detector.fires_on_nothing(audit):
+        events = decode_message(
+            data, max_bytes=self.max_message_bytes, routine=self.detector.fires_on_nothing
+        )
+        if events is None:
             return ROUTINE  # parsed and checked; no event built, no value read, no rule run
-        if not exact:
-            parsed = exact_json(data, parsed)
-        return self.process_events(events_from_json(parsed), source)
+        return self.process_events(events, source)
 
     def process_events(self, events: Sequence[AuditEvent], source: Source) -> Detections:
         alerts: list[Alert] = []
         repeats = 0
         exec_requests = 0
         for event in events:
-            if is_exec_request(event):
+            if self.detector.exec_request(event) is not None:
                 exec_requests += 1
             hits = self.detector.detect(event)
             if not hits:
@@ -122,11 +109,3 @@ class DetectionPipeline:
         if not alerts and not repeats and not exec_requests and len(events) == 1:
             return ROUTINE
         return Detections(len(events), exec_requests, tuple(alerts), repeats)
-
-
-def is_exec_request(event: AuditEvent) -> bool:
-    """Pod exec/attach, or an exec through the kubelet proxy (counted in summaries and metrics)."""
-    subresource = event.subresource
-    if subresource in EXEC_SUBRESOURCES:
-        return True
-    return subresource == "proxy" and "/exec/" in (event.request_uri or "")

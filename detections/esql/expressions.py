@@ -19,7 +19,7 @@ from auditstream.detections.esql.scope import (
     Scope,
     at,
 )
-from auditstream.detections.event.audit_event import compile_field
+from auditstream.detections.event.fields import compile_field
 from auditstream.detections.memo import memo
 from auditstream.detections.regex.lucene.regexp import compile_rlike
 from auditstream.detections.regex.lucene.wildcard import compile_like

@@ -36,7 +36,8 @@ ExecKind = Literal["exec", "attach", "proxy_exec", "proxy_run"]
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _POD_SUBRESOURCES: dict[str, ExecKind] = {"exec": "exec", "attach": "attach"}
 _KUBELET_ENDPOINTS: dict[str, ExecKind] = {"exec": "proxy_exec", "run": "proxy_run"}
-_SUBRESOURCES = frozenset({"exec", "attach", "proxy"})
+_SUBRESOURCES = frozenset({*_POD_SUBRESOURCES, "proxy"})
+"""The ``objectRef.subresource`` values an exec request can carry (kubelet routes: ``proxy``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,3 +232,17 @@ def _kubelet_proxy(
         path=path,
         node=parts[3],
     )
+
+
+_decoded_exec_request = memo(parse_exec_request)  # the stages of one exec share one URI
+
+
+def exec_request_of(request_uri: str, subresource: str | None) -> ExecRequest | None:
+    """Is this event an exec request, and which one: the one place that decides it.
+
+    The detector shares the answer with every rule and the counters count it, so the two can
+    never disagree. Routine URIs are ruled out before the memo and never fill it.
+    """
+    if not may_be_exec_request(request_uri, subresource):
+        return None
+    return _decoded_exec_request(request_uri, subresource)

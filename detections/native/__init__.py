@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from .loader import NativeRule, load_native_rule, native_rule, prepare, run_case
+from .evaluator import NativeFamily, prepare
 from .registry import PREDICATES
 from .remote_download import remote_download_https_hardened
 from .reverse_shell import reverse_shell_hardened
-from .types import NativeHit, NativePredicate
+from .rule import NativeRule, compile_native_rule
+from .types import NativePredicate
 
 __all__ = [
     "PREDICATES",
-    "NativeHit",
+    "NativeFamily",
     "NativePredicate",
     "NativeRule",
-    "load_native_rule",
-    "native_rule",
+    "compile_native_rule",
     "prepare",
     "remote_download_https_hardened",
     "reverse_shell_hardened",
-    "run_case",
 ]

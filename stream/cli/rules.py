@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from auditstream.detections.engine import Detector
-from auditstream.detections.event.audit_event import events_from_json
-from auditstream.detections.ruleset.cases import RuleCase, case_event
-from auditstream.detections.ruleset.loader import EsqlRule, LoadedRule, RuleSet
+from auditstream.detections.esql.rule import EsqlRule
+from auditstream.detections.ruleset.case_runner import check_case
+from auditstream.detections.ruleset.languages import LoadedRule, language_of
+from auditstream.detections.ruleset.loader import RuleSet
 
 
 def run_rules_command(action: str, rules: RuleSet, selector: str | None) -> int:
@@ -23,7 +24,7 @@ def run_rules_command(action: str, rules: RuleSet, selector: str | None) -> int:
 
 def _list(rules: RuleSet) -> int:
     for rule in rules.rules:
-        kind = "esql" if isinstance(rule, EsqlRule) else "native"
+        kind = language_of(rule).name
         meta = rule.meta
         print(f"{meta.rule_id}  {meta.severity:<8} {meta.risk_score:>3}  {kind:<6}  {meta.name}")
     print(f"{len(rules.rules)} rules loaded, {len(rules.problems)} not loaded")
@@ -81,30 +82,12 @@ def _shared_stage_count(rule: EsqlRule, others: Sequence[LoadedRule]) -> int:
     return best
 
 
-def run_case(detector: Detector, rule: LoadedRule, case: RuleCase) -> str | None:
-    """None when the case passes through the production detector, else what went wrong."""
-    (event,) = events_from_json(case_event(case))
-    hits = [hit for hit in detector.detect(event) if hit.rule.rule_id == rule.meta.rule_id]
-    if bool(hits) != case.expect:
-        return f"expected {'a hit' if case.expect else 'no hit'}, got {len(hits)}"
-    if hits and case.indicator is not None:
-        explanation = hits[0].explanation
-        named = explanation.indicator if explanation else None
-        if named != case.indicator:
-            return f"expected indicator {case.indicator!r}, got {named!r}"
-    for name, expected in case.fields.items():
-        actual = hits[0].fields.get(name)
-        if actual != expected:
-            return f"field {name}: expected {expected!r}, got {actual!r}"
-    return None
-
-
 def _test(rules: RuleSet) -> int:
     detector = Detector(rules.rules)
     failures = passed = 0
     for rule in rules.rules:
         for case in rule.cases:
-            problem = run_case(detector, rule, case)
+            problem = check_case(detector, rule, case)
             if problem is None:
                 passed += 1
                 continue

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditstream.detections.engine import Detector
-from auditstream.detections.event.audit_event import events_from_json
-from auditstream.detections.ruleset.loader import rule_from_table
+from auditstream.detections.event.decode import events_from_json
+from auditstream.detections.ruleset.languages import compile_rule
 from auditstream.detections.values import Value
 
 RULE_TABLE: dict[str, Any] = {
@@ -42,7 +42,7 @@ def audit_event(
 
 def run(query: str, event: Mapping[str, Any] | None = None) -> dict[str, Value] | None:
     """The rule's output columns if it fires, else None."""
-    rule = rule_from_table({**RULE_TABLE, "query": query}, "<test>")
+    rule = compile_rule({**RULE_TABLE, "query": query}, "<test>")
     (decoded,) = events_from_json(dict(event or audit_event()))
     hits = Detector([rule]).detect(decoded)
     assert len(hits) <= 1

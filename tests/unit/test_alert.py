@@ -20,13 +20,14 @@ from fastavro.validation import validate
 from auditstream.detections.alert import (
     MAX_LIST_ITEMS,
     MAX_STRING_CHARS,
-    Explanation,
     SourceRef,
     alert_id,
     build_alert,
     cap,
 )
-from auditstream.detections.event.audit_event import AuditEvent, decode_message
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.decode import decode_message
+from auditstream.detections.rule_hit import Explanation
 from auditstream.detections.ruleset.meta import RuleMeta
 from auditstream.detections.values import Value
 from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events

@@ -13,12 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditstream.detections.errors import MalformedEvent
-from auditstream.detections.event.audit_event import (
-    AuditEvent,
-    compile_field,
-    decode_message,
-    events_from_json,
-)
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.decode import decode_message, events_from_json
+from auditstream.detections.event.fields import compile_field
 from devtools.traffic.exec_uris import CLIENTS, Client
 from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from auditstream.detections.engine import Detector, RuleHit
-from auditstream.detections.event.audit_event import events_from_json
+from auditstream.detections.engine import Detector
+from auditstream.detections.event.decode import events_from_json
+from auditstream.detections.rule_hit import RuleHit
 from auditstream.detections.ruleset.loader import load_rules
 from devtools.traffic.synthetic import exec_audit_events
 

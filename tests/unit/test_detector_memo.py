@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditstream.detections.engine import Detector, RuleHit
-from auditstream.detections.event.audit_event import events_from_json
-from auditstream.detections.ruleset.loader import EsqlRule, load_rules, rule_from_table
+from auditstream.detections.engine import Detector
+from auditstream.detections.esql.rule import EsqlRule
+from auditstream.detections.event.decode import events_from_json
+from auditstream.detections.rule_hit import RuleHit
+from auditstream.detections.ruleset.languages import compile_rule
+from auditstream.detections.ruleset.loader import load_rules
 from tests.unit.esql_harness import RULE_TABLE, audit_event
 
 URI = "/api/v1/namespaces/d/pods/p/exec?command=sh&command=-c&command=id&container=c&stdout=1"
 
 
 def _detector(query: str) -> Detector:
-    return Detector([rule_from_table({**RULE_TABLE, "query": query}, "<test>")])
+    return Detector([compile_rule({**RULE_TABLE, "query": query}, "<test>")])
 
 
 def _hits(detector: Detector, event: dict[str, Any]) -> list[RuleHit]:

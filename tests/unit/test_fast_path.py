@@ -24,15 +24,12 @@ from auditstream.detections.alert import SourceRef
 from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
 from auditstream.detections.errors import MalformedEvent
-from auditstream.detections.event.audit_event import decode_message
+from auditstream.detections.esql.gate import RuleGate
+from auditstream.detections.esql.rule import EsqlRule
+from auditstream.detections.event.decode import decode_message
 from auditstream.detections.pipeline import DetectionPipeline
-from auditstream.detections.rule_gate import RuleGate
-from auditstream.detections.ruleset.loader import (
-    EsqlRule,
-    load_rule_file,
-    load_rules,
-    rule_from_table,
-)
+from auditstream.detections.ruleset.languages import compile_rule
+from auditstream.detections.ruleset.loader import load_rule_file, load_rules
 from devtools.traffic.stream import go_json, records
 from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped, exec_audit_events
 from tests.unit.esql_harness import RULE_TABLE
@@ -404,7 +401,7 @@ def test_integers_beyond_64_bits_stay_exact_where_they_are_read(
         fast = DetectionPipeline(detector, RecentAlerts(10), clock=_clock)
         full = DetectionPipeline(ungated, RecentAlerts(10), clock=_clock)
         assert _outcome(fast, data) == _outcome(full, data)
-    reader = rule_from_table(
+    reader = compile_rule(
         {
             **RULE_TABLE,
             "query": "FROM logs-kubernetes.audit_logs-* "

@@ -14,16 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from auditstream.detections.engine import Detector
 from auditstream.detections.errors import RuleLoadError
-from auditstream.detections.native import (
-    PREDICATES,
-    NativeHit,
-    NativeRule,
-    load_native_rule,
-    prepare,
-    run_case,
-)
+from auditstream.detections.native import PREDICATES, NativeRule, prepare
+from auditstream.detections.rule_hit import Explanation
+from auditstream.detections.ruleset.case_runner import case_hits
 from auditstream.detections.ruleset.cases import RuleCase
+from auditstream.detections.ruleset.loader import load_rule_file, load_rules
 from tests.unit.test_exec_request import go_query_escape
 
 RULES = Path(__file__).resolve().parents[2] / "detections" / "rules"
@@ -306,7 +303,7 @@ def build_corpus() -> list[Sample]:
 CORPUS = build_corpus()
 
 
-def fired(sample: Sample) -> dict[str, NativeHit]:
+def fired(sample: Sample) -> dict[str, Explanation]:
     prepared = prepare(sample.uri, sample.subresource)
     assert prepared is not None, sample.label
     hits = {name: pred(*prepared) for name, pred in PREDICATES.items()}
@@ -379,26 +376,27 @@ def test_kubelet_proxy_run_endpoint() -> None:
     assert hit is not None and hit.indicator == "netcat_exec"
 
 
+NATIVE_RULES = [rule for rule in load_rules().rules if isinstance(rule, NativeRule)]
+DETECTOR = Detector(NATIVE_RULES)
+
+
 def _rule_cases() -> list[tuple[NativeRule, RuleCase]]:
-    out: list[tuple[NativeRule, RuleCase]] = []
-    for path in sorted(RULES.glob("*_hardened.toml")):
-        rule = load_native_rule(path)
-        out += [(rule, case) for case in rule.cases]
-    return out
+    return [(rule, case) for rule in NATIVE_RULES for case in rule.cases]
 
 
 @pytest.mark.parametrize(
     ("rule", "case"), _rule_cases(), ids=lambda v: getattr(v, "note", "")[:60] or None
 )
 def test_rule_file_cases(rule: NativeRule, case: RuleCase) -> None:
-    hit = run_case(rule, case)
+    hits = case_hits(DETECTOR, rule, case)
+    hit = hits[0].explanation if hits else None
     assert (hit is not None) is case.expect, (rule.meta.name, case.note, hit)
     if case.expect and case.indicator:
         assert hit is not None and hit.indicator == case.indicator
 
 
 def test_rule_files_load_with_metadata() -> None:
-    rules = [load_native_rule(p) for p in sorted(RULES.glob("*_hardened.toml"))]
+    rules = NATIVE_RULES
     assert {r.predicate_name for r in rules} == set(PREDICATES)
     parity = {r.predicate_name: r.parity_rule_id for r in rules}
     assert parity[RS] == "f1a2b3c4-d5e6-4789-a012-3456789abc01"
@@ -414,4 +412,4 @@ def test_loader_rejects_unknown_predicate(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(source.replace('predicate = "reverse_shell_hardened"', 'predicate = "nope"'))
     with pytest.raises(RuleLoadError, match="predicate"):
-        load_native_rule(bad)
+        load_rule_file(bad)

@@ -13,8 +13,9 @@ from confluent_kafka import KafkaError, Message
 
 from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
+from auditstream.detections.native import NativeRule
 from auditstream.detections.pipeline import DetectionPipeline
-from auditstream.detections.ruleset.loader import NativeRule, load_rules
+from auditstream.detections.ruleset.loader import load_rules
 from auditstream.stream.alert_sink import AlertSink, json_encoder
 from auditstream.stream.dead_letters import DeadLetterSink
 from auditstream.stream.delivery import Delivery

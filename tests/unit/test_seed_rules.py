@@ -15,7 +15,7 @@ import pytest
 
 import auditstream.detections.esql.functions as esql_functions
 from auditstream.detections.engine import Detector
-from auditstream.detections.event.audit_event import decode_message, events_from_json
+from auditstream.detections.event.decode import decode_message, events_from_json
 from auditstream.detections.ruleset.loader import BUILTIN_RULES, load_rules
 from devtools.traffic.synthetic import as_ecs, as_event_list, as_wrapped
 from tests.unit.esql_harness import audit_event

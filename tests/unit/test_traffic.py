@@ -12,8 +12,10 @@ import pytest
 from auditstream.detections.alert import SourceRef
 from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
-from auditstream.detections.event.audit_event import decode_message
-from auditstream.detections.pipeline import DetectionPipeline, is_exec_request
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.decode import decode_message
+from auditstream.detections.exec.request import exec_request_of
+from auditstream.detections.pipeline import DetectionPipeline
 from auditstream.detections.ruleset.loader import load_rules
 from devtools.traffic.commands import BENIGN, MALICIOUS, ExecCommand
 from devtools.traffic.stream import (
@@ -28,6 +30,12 @@ from devtools.traffic.stream import (
     write_file,
 )
 from devtools.traffic.synthetic import exec_audit_events
+
+
+def is_exec_request(event: AuditEvent) -> bool:
+    """The one decision the detector and the counters share."""
+    return exec_request_of(event.request_uri, event.subresource) is not None
+
 
 SOURCE = SourceRef("file", file="traffic", line=1)
 

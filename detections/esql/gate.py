@@ -24,9 +24,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from auditstream.detections.esql import ast
-from auditstream.detections.event.audit_event import AUDIT_FIELD_PREFIX, AuditEvent
+from auditstream.detections.esql.rule import EsqlRule
+from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.event.field_path import FieldPath, to_value
-from auditstream.detections.ruleset.loader import EsqlRule
+from auditstream.detections.event.fields import AUDIT_FIELD_PREFIX
 
 SUBRESOURCE_FIELD: Final = "kubernetes.audit.objectRef.subresource"
 

@@ -1,0 +1,259 @@
+"""Message bytes in, typed :class:`AuditEvent` values out: the one decoder of the detection path.
+
+One Kafka message, or one line of a file, may hold any of these (the *shape*):
+
+``event``       a raw ``audit.k8s.io/v1`` Event (the API server's log or webhook backend);
+``event_list``  an ``EventList`` (webhook batches); its ``items`` usually carry no kind/apiVersion;
+``array``       a JSON array whose elements are any of the other shapes except ``array``;
+``ecs``         an Elastic document with the event under ``kubernetes.audit`` (nested, flattened
+                or mixed; see :mod:`auditstream.detections.event.ecs_shape`);
+``wrapped``     a shipper record (fluent-bit ``log``, filebeat ``message``) holding any of the
+                other shapes except ``wrapped`` as a JSON string.
+
+Decisions: an ``EventList`` with no items, and an empty array, give no events (``[]``): there is
+nothing to detect and nothing is malformed. A message is one unit: if any element in it is not an
+audit event, the whole message is a dead letter (``unknown_shape``) rather than half-processed.
+Items of an ``EventList`` that lack ``kind``/``apiVersion`` get ``Event`` and the list's
+``apiVersion``, so the same event decodes to the same ``audit`` object from every shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import orjson
+
+from auditstream.detections.errors import MalformedEvent
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.ecs_shape import is_ecs_document, nested_audit, split_ecs
+from auditstream.detections.event.field_path import MISSING
+
+MAX_MESSAGE_BYTES: Final = 1_048_576
+REQUIRED_STRING_FIELDS: Final = ("auditID", "stage", "verb", "requestURI")
+"""The minimum of an audit event: every stage of every request carries these four."""
+WRAPPER_KEYS: Final = ("log", "message")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_STDLIB_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+"""Built once: ``json.loads(text, parse_constant=...)`` builds a new decoder on every call."""
+_LONG_NUMBER: Final = b"0" * 19
+"""orjson turns an integer beyond 64 bits into a float where ``json`` keeps the exact int; every
+such integer has at least 19 digits (all of them ``0`` once :data:`_DIGITS` has mapped them)."""
+_DIGITS: Final = bytes.maketrans(b"123456789", b"000000000")
+
+
+RoutineCheck = Callable[[Mapping[str, Any]], bool]
+"""Given a checked audit object, True when no loaded rule can fire on the event it makes."""
+
+
+def decode_message(
+    data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, routine: RoutineCheck | None = None
+) -> list[AuditEvent] | None:
+    """Decode one Kafka message value or one line of a file into its audit events.
+
+    ``None`` is the routine fast path: the message is one well-formed audit event (a raw Event,
+    or an ECS document spelling only the nested ``kubernetes.audit``) of which ``routine`` said
+    no rule can fire on it, so no :class:`AuditEvent` is built and no value is read. Every
+    message is still parsed and checked in full: that is what tells a dead letter from a good
+    one. Each audit object is checked once.
+
+    Raises :class:`MalformedEvent` with reason ``oversized``, ``not_utf8``, ``not_json`` or
+    ``unknown_shape``. ``NaN``/``Infinity`` are refused as not JSON (no API server writes them).
+    """
+    value, exact = parse_message(data, max_bytes=max_bytes)
+    try:
+        plain = _plain_layout(value)
+    except MalformedEvent:
+        if exact:
+            raise
+        plain = None  # the exact value says why, quoting exact values
+    if plain is not None:
+        audit, document = plain
+        if routine is not None and routine(audit):
+            return None
+        if exact or (exact_value := exact_json(data, value)) is value:
+            return [_plain_event(audit, document)]
+        value = exact_value
+    elif not exact:
+        value = exact_json(data, value)
+    return events_from_json(value)
+
+
+def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[object, bool]:
+    """The JSON value of a message, and whether it is exactly ``json``'s value.
+
+    orjson parses what it can (nearly every message, several times faster than ``json``);
+    ``json`` decides the rest (lone surrogate escapes, numbers beyond double range, a BOM) and
+    gives the reasons. What orjson accepts, ``json`` accepts too, with two differences: orjson
+    nests up to 1,024 levels where ``json`` stops at the interpreter's recursion limit (about
+    990), and it turns an integer beyond 64 bits into a float. The first is the accepted
+    nesting; the second is why the value is flagged not exact: :func:`exact_json` gives the
+    exact one when a value is going to be read (a message no rule can fire on never is).
+    """
+    if len(data) > max_bytes:
+        raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return orjson.loads(data), False  # also proves the bytes are UTF-8
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise MalformedEvent("not_utf8", f"invalid UTF-8 at byte {err.start}") from err
+    return _stdlib_json(text.removeprefix("\ufeff"), "not_json"), True
+
+
+def exact_json(raw: bytes, value: object) -> object:
+    """orjson's ``value`` of ``raw`` as ``json`` gives it: re-parsed by ``json`` when an integer
+    beyond 64 bits may have become a float (or kept, where ``json`` cannot nest that deep)."""
+    if _LONG_NUMBER not in raw.translate(_DIGITS):
+        return value
+    try:
+        return _STDLIB_DECODER.decode(raw.decode("utf-8", "surrogatepass"))
+    except RecursionError:
+        return value
+
+
+def _parse_json(text: str, reason: str) -> object:
+    """:func:`parse_message` for JSON held in a string (a shipper's ``log`` field): exact."""
+    raw = text.encode("utf-8", "surrogatepass")
+    try:
+        return exact_json(raw, orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return _stdlib_json(text, reason)
+
+
+def _stdlib_json(text: str, reason: str) -> object:
+    try:
+        return _STDLIB_DECODER.decode(text)
+    except (ValueError, RecursionError) as err:
+        raise MalformedEvent(reason, f"cannot parse JSON: {err}") from err
+
+
+def events_from_json(obj: object) -> list[AuditEvent]:
+    """Events of an already-parsed JSON value; raises ``MalformedEvent("unknown_shape", ...)``."""
+    return _events(obj, None, allow_array=True, allow_wrapped=True)
+
+
+def _plain_layout(obj: object) -> tuple[Mapping[str, Any], Mapping[str, Any] | None] | None:
+    """The checked audit object of a message in either common layout, a raw Event or an ECS
+    document spelling only the nested ``kubernetes.audit``, and the ECS document (``None`` for
+    a raw Event); ``None`` for any other layout, which :func:`events_from_json` takes.
+
+    Checked as :func:`events_from_json` checks it, raising the same ``unknown_shape``. For an
+    ECS document the audit object is the document's own, annotation keys still in ECS
+    spelling: enough for the routine check, and :func:`_plain_event` respells them.
+    """
+    if type(obj) is not dict:
+        return None
+    if "auditID" in obj:
+        return _checked_event(obj), None
+    if obj.get("kind") == "EventList" or isinstance(obj.get("items"), list):
+        return None
+    source = nested_audit(obj)
+    return None if source is None else (_checked_event(source), obj)
+
+
+def _plain_event(audit: Mapping[str, Any], document: Mapping[str, Any] | None) -> AuditEvent:
+    """The event of a checked :func:`_plain_layout`, as :func:`events_from_json` builds it."""
+    if document is None:
+        return AuditEvent(audit, None, "event")
+    event, rest = split_ecs(document)
+    return AuditEvent(event, rest, "ecs")
+
+
+def _events(
+    obj: object, outer: str | None, *, allow_array: bool, allow_wrapped: bool
+) -> list[AuditEvent]:
+    """Events of one element; ``outer`` is the shape of the enclosing array or wrapper, if any.
+
+    Arrays and wrappers nest at most once each, so the recursion is bounded by the shape rules,
+    not by the input.
+    """
+    if isinstance(obj, list) and allow_array:
+        shape = outer or "array"
+        return [
+            e
+            for item in obj
+            for e in _events(item, shape, allow_array=False, allow_wrapped=allow_wrapped)
+        ]
+    if not isinstance(obj, Mapping):
+        raise MalformedEvent("unknown_shape", f"expected a JSON object, got {_kind(obj)}")
+    if "auditID" in obj:
+        return [AuditEvent(_checked_event(obj), None, outer or "event")]
+    if obj.get("kind") == "EventList" or isinstance(obj.get("items"), list):
+        return _event_list(obj, outer or "event_list")
+    if is_ecs_document(obj):
+        audit, rest = split_ecs(obj)
+        return [AuditEvent(_checked_event(audit), rest, outer or "ecs")]
+    if allow_wrapped:
+        inner = _unwrap(obj)
+        if inner is not MISSING:
+            return _events(inner, outer or "wrapped", allow_array=allow_array, allow_wrapped=False)
+    raise MalformedEvent("unknown_shape", f"no audit event in an object with keys {_keys(obj)}")
+
+
+def _event_list(obj: Mapping[str, Any], shape: str) -> list[AuditEvent]:
+    items = obj.get("items")
+    if not isinstance(items, list):
+        raise MalformedEvent("unknown_shape", "EventList without an items array")
+    api_version = obj.get("apiVersion", "audit.k8s.io/v1")
+    events = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise MalformedEvent("unknown_shape", f"EventList item is {_kind(item)}")
+        event = item
+        if "kind" not in item or "apiVersion" not in item:
+            event = {"kind": "Event", "apiVersion": api_version, **item}
+        events.append(AuditEvent(_checked_event(event), None, shape))
+    return events
+
+
+def _unwrap(obj: Mapping[str, Any]) -> object:
+    """The parsed JSON inside a shipper's ``log`` or ``message`` string, or MISSING."""
+    for key in WRAPPER_KEYS:
+        text = obj.get(key)
+        if isinstance(text, str) and text.lstrip()[:1] in ("{", "["):
+            return _parse_json(text, "unknown_shape")
+    return MISSING
+
+
+def _checked_event(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    get = event.get
+    if (  # the usual event, in one expression; anything else takes the loop that says why
+        type(get("auditID")) is str
+        and get("auditID")
+        and type(get("stage")) is str
+        and type(get("verb")) is str
+        and type(get("requestURI")) is str
+        and get("kind", "Event") == "Event"
+        and type(api_version := get("apiVersion", "audit.k8s.io/v1")) is str
+        and api_version.startswith("audit.k8s.io/")
+    ):
+        return event
+    for key in REQUIRED_STRING_FIELDS:
+        value = event.get(key)
+        if not isinstance(value, str) or (key == "auditID" and not value):
+            raise MalformedEvent("unknown_shape", f"audit event without a string {key}")
+    kind = event.get("kind", "Event")
+    if kind != "Event":
+        raise MalformedEvent("unknown_shape", f"kind {str(kind)[:64]!r} is not Event")
+    api_version = event.get("apiVersion", "audit.k8s.io/v1")
+    if not isinstance(api_version, str) or not api_version.startswith("audit.k8s.io/"):
+        raise MalformedEvent("unknown_shape", f"apiVersion {str(api_version)[:64]!r} is not audit")
+    return event
+
+
+def _kind(obj: object) -> str:
+    return "null" if obj is None else type(obj).__name__
+
+
+def _keys(obj: Mapping[str, Any]) -> str:
+    names = [str(k)[:32] for k in list(obj)[:8]]
+    return ", ".join(names) + (", ..." if len(obj) > 8 else "")

@@ -1,0 +1,105 @@
+"""The rule languages auditstream runs, one table entry each: the extension point for a new one.
+
+A language is a sibling of the others. It brings a compiler from a rule file's ``[rule]`` table
+to its compiled rule (which carries ``meta``, ``path`` and ``cases``) and a *family*: the object
+that evaluates all loaded rules of that language over an event, sharing what they share. Every
+family answers the same two questions (:class:`RuleFamily`); the detector asks each family and
+knows nothing else about any language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from auditstream.detections.errors import DetectionError
+from auditstream.detections.esql.evaluator import EsqlFamily
+from auditstream.detections.esql.rule import EsqlRule, compile_esql_rule
+from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.exec.request import ExecRequest
+from auditstream.detections.native import NativeFamily, NativeRule, compile_native_rule
+from auditstream.detections.rule_hit import RuleHit
+from auditstream.detections.ruleset.cases import RuleCase
+
+LoadedRule = EsqlRule | NativeRule
+"""Every compiled rule has ``meta`` (:class:`RuleMeta`), ``path`` and ``cases``."""
+
+
+class RuleFamily(Protocol):
+    """All loaded rules of one language, evaluated together; stateless between events."""
+
+    def fires_on_nothing(self, audit: Mapping[str, Any]) -> bool:
+        """True only when no rule of the family can fire on the event of this audit object.
+
+        Asked only of events that are not exec requests (the detector rules those out first).
+        """
+        ...
+
+    def hits(self, event: AuditEvent, request: ExecRequest | None) -> list[RuleHit]:
+        """The family's hits; ``request`` is the event's decoded exec request, if it is one."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    name: str
+    rule_type: type[Any]
+    claims: Callable[[Mapping[str, Any]], bool]
+    """Does a ``[rule]`` table belong to this language?"""
+    compile: Callable[[Mapping[str, Any], str, tuple[RuleCase, ...]], LoadedRule]
+    family: Callable[[Sequence[Any], bool], RuleFamily]
+    """Build the family of the loaded rules (``bool``: use the language's exact shortcuts)."""
+
+
+def _language_key(table: Mapping[str, Any]) -> str:
+    return str(table.get("language", "")).lower()
+
+
+LANGUAGES: tuple[Language, ...] = (
+    Language(
+        name="esql",
+        rule_type=EsqlRule,
+        claims=lambda t: _language_key(t) == "esql",
+        compile=compile_esql_rule,
+        family=lambda rules, gate: EsqlFamily(rules, gate=gate),
+    ),
+    Language(
+        name="native",
+        rule_type=NativeRule,
+        claims=lambda t: _language_key(t) == "python" or t.get("type") == "native",
+        compile=compile_native_rule,
+        family=lambda rules, _gate: NativeFamily(rules),
+    ),
+)
+
+
+def compile_rule(
+    table: Mapping[str, Any], path: str, cases: tuple[RuleCase, ...] = ()
+) -> LoadedRule:
+    """Compile one ``[rule]`` table in whichever language claims it; raises DetectionError."""
+    for language in LANGUAGES:
+        if language.claims(table):
+            return language.compile(table, path, cases)
+    names = ", ".join(language.name for language in LANGUAGES)
+    raise DetectionError(
+        f"language {_language_key(table) or 'unknown'} is not supported "
+        f"(auditstream runs {names} rules)"
+    )
+
+
+def language_of(rule: LoadedRule) -> Language:
+    for language in LANGUAGES:
+        if isinstance(rule, language.rule_type):
+            return language
+    raise TypeError(f"{type(rule).__name__} is not a rule of any registered language")
+
+
+def families(rules: Sequence[LoadedRule], *, shortcuts: bool = True) -> list[RuleFamily]:
+    """One family per language that has loaded rules, in registry order."""
+    built = []
+    for language in LANGUAGES:
+        mine = [rule for rule in rules if isinstance(rule, language.rule_type)]
+        if mine:
+            built.append(language.family(mine, shortcuts))
+    return built
