@@ -12,9 +12,11 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
@@ -32,32 +34,11 @@ _JAVA_DOUBLE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 # Character.isWhitespace over the ASCII range, which is what ES's TRIM tests byte by byte.
 _TRIM_CHARS = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 
-_ARITY: dict[str, tuple[int, int | None]] = {
-    "URL_DECODE": (1, 1),
-    "REPLACE": (3, 3),
-    "TO_LOWER": (1, 1),
-    "TO_UPPER": (1, 1),
-    "CONCAT": (2, None),
-    "LENGTH": (1, 1),
-    "SUBSTRING": (2, 3),
-    "STARTS_WITH": (2, 2),
-    "ENDS_WITH": (2, 2),
-    "LOCATE": (2, 3),
-    "TRIM": (1, 1),
-    "SPLIT": (2, 2),
-    "CASE": (2, None),
-    "COALESCE": (1, None),
-    "MV_COUNT": (1, 1),
-    "MV_CONTAINS": (2, 2),
-    "CIDR_MATCH": (2, None),
-    "TO_STRING": (1, 1),
-    "TO_INTEGER": (1, 1),
-}
-
 
 def compile_call(call: ast.Call, args: Sequence[Evaluator]) -> Evaluator:
     """Check arity and constant arguments, and return the function's evaluator."""
-    low, high = _ARITY[call.name]
+    function = FUNCTIONS[call.name]
+    low, high = function.min_args, function.max_args
     if len(args) < low or (high is not None and len(args) > high):
         expected = str(low) if low == high else f"{low} to {high or 'any'}"
         raise QuerySyntaxError(
@@ -66,7 +47,7 @@ def compile_call(call: ast.Call, args: Sequence[Evaluator]) -> Evaluator:
             call.pos.column,
         )
     try:
-        return _BUILDERS[call.name](call, list(args))
+        return function.build(call, list(args))
     except QuerySyntaxError as err:
         if err.line is not None:
             raise
@@ -382,24 +363,42 @@ def _concat(call: ast.Call, args: list[Evaluator]) -> Evaluator:
     return _strings(lambda *parts: "".join(parts), args)
 
 
-_BUILDERS: dict[str, Callable[[ast.Call, list[Evaluator]], Evaluator]] = {
-    "URL_DECODE": _url_decode,
-    "REPLACE": _replace,
-    "TO_LOWER": lambda call, args: _strings(str.lower, args),
-    "TO_UPPER": lambda call, args: _strings(str.upper, args),
-    "CONCAT": _concat,
-    "LENGTH": _length,
-    "SUBSTRING": _substring,
-    "STARTS_WITH": lambda call, args: _strings(str.startswith, args),
-    "ENDS_WITH": lambda call, args: _strings(str.endswith, args),
-    "LOCATE": _locate,
-    "TRIM": lambda call, args: _strings(lambda s: s.strip(_TRIM_CHARS), args),
-    "SPLIT": _split,
-    "CASE": _case,
-    "COALESCE": _coalesce,
-    "MV_COUNT": _mv_count,
-    "MV_CONTAINS": _mv_contains,
-    "CIDR_MATCH": _cidr_match,
-    "TO_STRING": _to_string,
-    "TO_INTEGER": _to_integer,
-}
+Builder = Callable[[ast.Call, list[Evaluator]], Evaluator]
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """One ES|QL scalar function: how many arguments it takes and how a call compiles.
+
+    Adding a function is one entry in :data:`FUNCTIONS` (the parser accepts exactly these
+    names), its tests, and its name in ``docs/esql-semantics.md`` (a test ties the three).
+    """
+
+    min_args: int
+    max_args: int | None  # None: any number
+    build: Builder
+
+
+FUNCTIONS: Final[Mapping[str, Function]] = MappingProxyType(
+    {
+        "URL_DECODE": Function(1, 1, _url_decode),
+        "REPLACE": Function(3, 3, _replace),
+        "TO_LOWER": Function(1, 1, lambda call, args: _strings(str.lower, args)),
+        "TO_UPPER": Function(1, 1, lambda call, args: _strings(str.upper, args)),
+        "CONCAT": Function(2, None, _concat),
+        "LENGTH": Function(1, 1, _length),
+        "SUBSTRING": Function(2, 3, _substring),
+        "STARTS_WITH": Function(2, 2, lambda call, args: _strings(str.startswith, args)),
+        "ENDS_WITH": Function(2, 2, lambda call, args: _strings(str.endswith, args)),
+        "LOCATE": Function(2, 3, _locate),
+        "TRIM": Function(1, 1, lambda call, args: _strings(lambda s: s.strip(_TRIM_CHARS), args)),
+        "SPLIT": Function(2, 2, _split),
+        "CASE": Function(2, None, _case),
+        "COALESCE": Function(1, None, _coalesce),
+        "MV_COUNT": Function(1, 1, _mv_count),
+        "MV_CONTAINS": Function(2, 2, _mv_contains),
+        "CIDR_MATCH": Function(2, None, _cidr_match),
+        "TO_STRING": Function(1, 1, _to_string),
+        "TO_INTEGER": Function(1, 1, _to_integer),
+    }
+)

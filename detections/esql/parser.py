@@ -11,15 +11,8 @@ from collections.abc import Callable
 
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
+from auditstream.detections.esql.functions import FUNCTIONS
 from auditstream.detections.esql.lexer import Kind, Lexer, Token
-
-SUPPORTED_FUNCTIONS = frozenset(
-    {
-        "URL_DECODE", "REPLACE", "TO_LOWER", "TO_UPPER", "CONCAT", "LENGTH", "SUBSTRING",
-        "STARTS_WITH", "ENDS_WITH", "LOCATE", "TRIM", "SPLIT", "CASE", "COALESCE", "MV_COUNT",
-        "MV_CONTAINS", "CIDR_MATCH", "TO_STRING", "TO_INTEGER",
-    }
-)  # fmt: skip
 
 _KNOWN_UNSUPPORTED_COMMANDS = frozenset(
     {
@@ -371,7 +364,7 @@ class _Parser:
             return ast.Literal(value, _pos(token))
         if self._peek(1).kind is Kind.LPAREN:
             self._take()
-            if word not in SUPPORTED_FUNCTIONS:
+            if word not in FUNCTIONS:
                 raise self._error(token, f"unknown function {token.text}")
             self._take()
             args: list[ast.Expr] = []
