@@ -302,3 +302,19 @@ def walk(node: Node) -> list[Node]:
     for child in children(node):
         out.extend(walk(child))
     return out
+
+
+def re2_numbering(tree: Node) -> tuple[dict[int, int], list[tuple[int, Marker]]]:
+    """Where the capturing groups of ``tree`` land once emitted for RE2: the RE2 group number of
+    each numbered source group, and of each :class:`Marker` (emitted as a group of its own)."""
+    numbers: dict[int, int] = {}
+    markers: list[tuple[int, Marker]] = []
+    counter = 0
+    for node in walk(tree):
+        if isinstance(node, Group) and node.index is not None:
+            counter += 1
+            numbers[node.index] = counter
+        elif isinstance(node, Marker):
+            counter += 1
+            markers.append((counter, node))
+    return numbers, markers

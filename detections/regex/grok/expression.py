@@ -42,7 +42,7 @@ from auditstream.detections.regex.grok.edges import (
 from auditstream.detections.regex.grok.joni_parser import OnigParser
 from auditstream.detections.regex.grok.rewrite import Resolver
 from auditstream.detections.regex.java.pattern import re2_options
-from auditstream.detections.regex.regex_ast import ANY, Group, Marker, Node, emit, walk
+from auditstream.detections.regex.regex_ast import ANY, Node, emit, re2_numbering
 from auditstream.detections.values import Scalar, Value
 
 __all__ = ["Grok", "GrokColumn", "GrokConversionError", "compile_grok"]
@@ -216,17 +216,9 @@ def _columns(
 
 
 def _program(pattern: str, tree: Node, by_column: list[tuple[str, list[int]]]) -> _Program:
-    numbers: dict[int, int] = {}
-    head: list[int] = []
-    tail: list[int] = []
-    counter = 0
-    for node in walk(tree):
-        if isinstance(node, Group) and node.index is not None:
-            counter += 1
-            numbers[node.index] = counter
-        elif isinstance(node, Marker):
-            counter += 1
-            (head if node.index == HEAD else tail).append(counter)
+    numbers, markers = re2_numbering(tree)
+    head = [number for number, marker in markers if marker.index == HEAD]
+    tail = [number for number, marker in markers if marker.index != HEAD]
     try:
         regex = re2.compile(emit(tree), re2_options())
     except re2.error as exc:

@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.regex.descent import RegexDescent
 from auditstream.detections.regex.regex_ast import (
     ASCII_DIGIT,
     ASCII_SPACE,
     ASCII_WORD,
     HEX_DIGIT,
     RE2_MAX_REPEAT,
-    Alt,
     Assert,
     Atomic,
     Chars,
@@ -46,13 +46,12 @@ class WordBoundary(Node):
     negated: bool
 
 
-class OnigParser:
+class OnigParser(RegexDescent):
     """Recursive descent over one expanded grok regex; ``names[i]`` is group i's name."""
 
     def __init__(self, regex: str, grok_pattern: str) -> None:
-        self.text = regex
+        super().__init__(regex)
         self.grok_pattern = grok_pattern
-        self.pos = 0
         self.names: list[str] = []
 
     def error(self, message: str) -> QuerySyntaxError:
@@ -60,28 +59,6 @@ class OnigParser:
             f"Invalid GROK pattern [{self.grok_pattern}]: {message}"
             f" (offset {self.pos} of the expanded regex)"
         )
-
-    def peek(self, ahead: int = 0) -> str:
-        j = self.pos + ahead
-        return self.text[j] if j < len(self.text) else ""
-
-    def take(self) -> str:
-        c = self.peek()
-        self.pos += 1
-        return c
-
-    def parse(self) -> Node:
-        node = self.parse_alt()
-        if self.pos < len(self.text):
-            raise self.error("unmatched close parenthesis")
-        return node
-
-    def parse_alt(self) -> Node:
-        branches = [self.parse_seq()]
-        while self.peek() == "|":
-            self.take()
-            branches.append(self.parse_seq())
-        return branches[0] if len(branches) == 1 else Alt(branches)
 
     def parse_seq(self) -> Node:
         items: list[Node] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 
 from auditstream.detections.errors import QuerySyntaxError
+from auditstream.detections.regex.descent import RegexDescent
 from auditstream.detections.regex.regex_ast import (
     ANY,
     ASCII_DIGIT,
@@ -85,13 +86,14 @@ def remove_qe_quoting(pattern: str) -> str:
     return "".join(out)
 
 
-class JavaParser:
+class JavaParser(RegexDescent):
     """Recursive-descent parser over one pattern; ``parse()`` returns the tree."""
 
+    unmatched_close = "Unmatched closing ')'"
+
     def __init__(self, pattern: str) -> None:
+        super().__init__(remove_qe_quoting(pattern))
         self.original = pattern
-        self.text = remove_qe_quoting(pattern)
-        self.pos = 0
         self.flags: set[str] = set()
         self.group_count = 0
         self.names: dict[str, int] = {}
@@ -104,13 +106,7 @@ class JavaParser:
 
     def peek(self, ahead: int = 0) -> str:
         self._skip_comments()
-        j = self.pos + ahead
-        return self.text[j] if j < len(self.text) else ""
-
-    def take(self) -> str:
-        c = self.peek()
-        self.pos += 1
-        return c
+        return super().peek(ahead)
 
     def _skip_comments(self) -> None:
         if "x" not in self.flags:
@@ -128,19 +124,6 @@ class JavaParser:
                 return
 
     # --- structure -------------------------------------------------------------------------
-
-    def parse(self) -> Node:
-        node = self.parse_alt()
-        if self.pos < len(self.text):
-            raise self.error("Unmatched closing ')'")
-        return node
-
-    def parse_alt(self) -> Node:
-        branches = [self.parse_seq()]
-        while self.peek() == "|":
-            self.take()
-            branches.append(self.parse_seq())
-        return branches[0] if len(branches) == 1 else Alt(branches)
 
     def parse_seq(self) -> Node:
         items: list[Node] = []

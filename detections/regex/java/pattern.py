@@ -43,6 +43,7 @@ from auditstream.detections.regex.regex_ast import (
     children,
     emit,
     nullable,
+    re2_numbering,
     walk,
 )
 
@@ -416,16 +417,9 @@ def _literal_text(tree: Node) -> str | None:
 def _build(
     pattern: str, tree: Node, java_groups: int
 ) -> tuple[re2._Regexp, tuple[int, ...], tuple[int, ...]]:
-    numbers = [0] * (java_groups + 1)
-    markers: list[int] = []
-    counter = 0
-    for node in walk(tree):
-        if isinstance(node, Group) and node.index is not None:
-            counter += 1
-            numbers[node.index] = counter
-        elif isinstance(node, Marker):
-            counter += 1
-            markers.append(counter)
+    by_group, marked = re2_numbering(tree)
+    numbers = [by_group.get(index, 0) for index in range(java_groups + 1)]
+    markers = [number for number, _ in marked]
     try:
         regex = re2.compile(emit(tree), re2_options())
     except re2.error as exc:
