@@ -315,7 +315,7 @@ HOT_PATH = (
     "scan that skips the parse for routine traffic was built, measured and removed: it cost "
     "more than what it skipped, and it could not dead-letter the garbage it skipped.",
     "- A routine message stops after the parse: its shape is checked and the rule gate "
-    "(`detections/rule_gate.py`) proves from the loaded rules that none can fire (every ES|QL "
+    "(`detections/esql/gate.py`) proves from the loaded rules that none can fire (every ES|QL "
     "rule opens with `subresource == ...`; native rules need an exec URI). No event object, no "
     "ECS split, no rule stage, no per-message allocation on the way out. Equality with the "
     "full path is a test over the whole generated corpus and adversarial spellings.",
