@@ -15,16 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditstream.stream import traffic
+from devtools.traffic import stream as traffic
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-GENERATOR_SOURCES = (
-    "stream/traffic.py",
-    "stream/traffic_commands.py",
-    "stream/synthetic.py",
-    "stream/synthetic_routine.py",
-    "stream/synthetic_uri.py",
+GENERATOR_SOURCES = tuple(
+    str(path.relative_to(REPO)) for path in sorted((REPO / "devtools" / "traffic").glob("*.py"))
 )
 
 
