@@ -24,13 +24,14 @@ from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
 from auditstream.detections.pipeline import DetectionPipeline, Detections
 from auditstream.detections.ruleset.loader import load_rules
-from auditstream.stream.alert_sink import AlertSink, json_encoder
-from auditstream.stream.dead_letters import DeadLetterSink
-from auditstream.stream.delivery import Delivery
+from auditstream.stream.kafka.delivery import Delivery
+from auditstream.stream.kafka.offset_tracker import OffsetTracker
 from auditstream.stream.logs import configure_logging
 from auditstream.stream.metrics import Metrics
-from auditstream.stream.offset_tracker import OffsetTracker
 from auditstream.stream.processor import MessageProcessor
+from auditstream.stream.sinks.dead_letters import DeadLetterSink
+from auditstream.stream.sinks.encoders import json_encoder
+from auditstream.stream.sinks.kafka_alerts import KafkaAlertSink
 from benchmarks.data import ensure_dataset
 
 BATCH = 500
@@ -68,7 +69,7 @@ def _processor(pipeline: DetectionPipeline) -> tuple[MessageProcessor, _Producer
     delivery = Delivery(producer)  # type: ignore[arg-type]  # a stub with the used methods
     tracker = OffsetTracker()
     tracker.assign([(TOPIC, 0)])
-    sinks = AlertSink(delivery, "alerts", json_encoder()), DeadLetterSink(delivery, "dlq")
+    sinks = KafkaAlertSink(delivery, "alerts", json_encoder()), DeadLetterSink(delivery, "dlq")
     return MessageProcessor(pipeline, tracker, *sinks, Metrics()), producer
 
 

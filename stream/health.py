@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from auditstream.stream.settings_types import HttpSettings
 
 TEXT: Final = "text/plain; charset=utf-8"
 
@@ -76,6 +79,20 @@ class HttpEndpoint:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+@contextmanager
+def serving(
+    settings: HttpSettings, health: Health, registry: CollectorRegistry
+) -> Iterator[HttpEndpoint]:
+    """The endpoint, up for the duration of the block; when it ends the heartbeat stops first,
+    so that a probe during the stop already reports the loop as not running."""
+    endpoint = HttpEndpoint(settings.host, settings.port, health, registry).start()
+    try:
+        yield endpoint
+    finally:
+        health.stop_beating()
+        endpoint.stop()
 
 
 def _handler(health: Health, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:

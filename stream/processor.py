@@ -20,18 +20,20 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
 from auditstream.detections.alert import Alert, SourceRef
 from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.pipeline import DetectionPipeline
-from auditstream.stream.alert_sink import AlertEncodingError, AlertSink
-from auditstream.stream.dead_letters import DeadLetter, DeadLetterSink
-from auditstream.stream.delivery import Header
+from auditstream.stream.errors import DataError
+from auditstream.stream.kafka.delivery import Header
+from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition, Ticket
 from auditstream.stream.metrics import Metrics
-from auditstream.stream.offset_tracker import OffsetTracker, Partition, Ticket
+from auditstream.stream.sinks.alert_sink import AlertSink
+from auditstream.stream.sinks.dead_letters import DeadLetter, DeadLetterSink
 
 _log = structlog.get_logger("auditstream.processor")
 OnError = Callable[[KafkaError], None]
 
 
 class MessageProcessor:
-    """Handles the batches of the service loop; all its bookkeeping is per batch.
+    """Handles the batches of the service loop; all its bookkeeping is per batch, kept in a
+    :class:`_Batch` that lives as long as the batch (this object holds no per-message state).
 
     Counters are summed locally and added once per batch; a message without output costs the
     tracker nothing until the end of the batch (or until an output of its partition follows),
@@ -53,8 +55,6 @@ class MessageProcessor:
         self._alerts = alerts
         self._dead_letters = dead_letters
         self._metrics = metrics
-        self._coordinates: tuple[str, int, int] = ("", 0, 0)  # of the message being handled
-        self._source_of_current = self._source  # one bound method, not one per message
 
     def handle(self, msg: Message) -> None:
         """One record: a batch of one."""
@@ -65,8 +65,8 @@ class MessageProcessor:
         ``on_error`` gets the consumer errors among them (it may raise: the batch stops there,
         with what came before it recorded)."""
         tracker = self._tracker
-        settled: dict[Partition, int] = {}  # partition -> last output-less offset, unrecorded
-        counts = _Counts()
+        batch = _Batch()
+        settled = batch.settled
         try:
             for msg in messages:
                 error = msg.error()
@@ -77,36 +77,31 @@ class MessageProcessor:
                 if not tracker.assigned(partition):
                     continue
                 offset = msg.offset() or 0
-                counts.messages += 1
-                if not self._detect(msg, partition, offset, settled, counts):
+                batch.messages += 1
+                batch.current = msg
+                if not self._detect(msg, partition, offset, batch):
                     settled[partition] = offset
         finally:
             for partition, offset in settled.items():
                 tracker.settle(partition, offset)
-            counts.add_to(self._metrics)
+            batch.add_to(self._metrics)
 
     def _detect(
         self,
         msg: Message,
         partition: Partition,
         offset: int,
-        settled: dict[Partition, int],
-        counts: _Counts,
+        batch: _Batch,
     ) -> bool:
         """Detect and produce; False when the message has no output (the caller settles it)."""
-        self._coordinates = (partition[0], partition[1], offset)
+        settled = batch.settled
         try:
             value = msg.value()
-            found = self.pipeline.process_message(
-                b"" if value is None else value, self._source_of_current
-            )
+            found = self.pipeline.process_message(b"" if value is None else value, batch.source)
             alerts = found.alerts
             encoded = [(a, self._alerts.encode(a)) for a in alerts] if alerts else None
-        except MalformedEvent as err:
+        except (MalformedEvent, DataError) as err:  # the dead-letter families of both packages
             self._dead_letter(msg, partition, offset, settled, err.reason, err, err.detail)
-            return True
-        except AlertEncodingError as err:
-            self._dead_letter(msg, partition, offset, settled, "alert_encoding", err, str(err))
             return True
         except Exception as err:  # a bug met by this input must not stop the stream
             _log.exception(
@@ -115,9 +110,9 @@ class MessageProcessor:
             detail = f"{type(err).__name__}: {err}"
             self._dead_letter(msg, partition, offset, settled, "internal_error", err, detail)
             return True
-        counts.events += found.events
-        counts.exec_requests += found.exec_requests
-        counts.repeats += found.repeats
+        batch.events += found.events
+        batch.exec_requests += found.exec_requests
+        batch.repeats += found.repeats
         if not encoded:
             return False
         ticket = self._open(partition, offset, len(encoded), settled)
@@ -125,11 +120,6 @@ class MessageProcessor:
         for alert, value in encoded:
             self._alerts.send(alert, value, partial(self._alert_acked, ticket, alert, kafka_ts))
         return True
-
-    def _source(self) -> SourceRef:
-        """The current message's coordinates, built only for an alert (most messages have none)."""
-        topic, partition, offset = self._coordinates
-        return SourceRef("kafka", topic=topic, partition=partition, offset=offset)
 
     def _dead_letter(
         self,
@@ -164,9 +154,7 @@ class MessageProcessor:
             self._tracker.settle(partition, before)
         return self._tracker.open(partition, offset, outputs)
 
-    def _alert_acked(
-        self, ticket: Ticket, alert: Alert, kafka_ts: float | None, _: Message
-    ) -> None:
+    def _alert_acked(self, ticket: Ticket, alert: Alert, kafka_ts: float | None) -> None:
         now = time.time()
         rule = alert.rule
         self._metrics.alerts.labels(rule.id, rule.name).inc()
@@ -183,7 +171,7 @@ class MessageProcessor:
         )  # fmt: skip
         OffsetTracker.ack(ticket)
 
-    def _dead_letter_acked(self, ticket: Ticket, letter: DeadLetter, _: Message) -> None:
+    def _dead_letter_acked(self, ticket: Ticket, letter: DeadLetter) -> None:
         self._metrics.dead_letters.labels(letter.reason).inc()
         _log.warning(
             "dead_lettered", reason=letter.reason, error_class=letter.error_class,
@@ -193,13 +181,24 @@ class MessageProcessor:
         OffsetTracker.ack(ticket)
 
 
-class _Counts:
-    """Counters of one batch, added to the metrics once."""
+class _Batch:
+    """The state of one batch: its counters (added to the metrics once), the output-less run of
+    each partition not yet recorded, and the message being handled, whose :class:`SourceRef`
+    :meth:`source` builds only when the pipeline asks (for an alert: most messages have none)."""
 
-    __slots__ = ("events", "exec_requests", "messages", "repeats")
+    __slots__ = ("current", "events", "exec_requests", "messages", "repeats", "settled", "source")
 
     def __init__(self) -> None:
         self.messages = self.events = self.exec_requests = self.repeats = 0
+        self.settled: dict[Partition, int] = {}  # partition -> last output-less offset
+        self.current: Message | None = None
+        self.source = self._source  # one bound method per batch, not one per message
+
+    def _source(self) -> SourceRef:
+        msg = self.current
+        assert msg is not None, "asked for the source outside a message"
+        topic, partition, offset = str(msg.topic()), msg.partition() or 0, msg.offset() or 0
+        return SourceRef("kafka", topic=topic, partition=partition, offset=offset)
 
     def add_to(self, metrics: Metrics) -> None:
         for counter, value in (

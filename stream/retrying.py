@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
 
 import structlog
 from tenacity import (
@@ -22,7 +21,6 @@ from tenacity import (
 )
 
 _log = structlog.get_logger("auditstream.retry")
-T = TypeVar("T")
 
 
 def bounded(
@@ -52,36 +50,3 @@ def bounded(
         before_sleep=log_wait,
         reraise=True,
     )
-
-
-class TimedOut(Exception):
-    """A blocking client call did not return within its budget (it may still complete later)."""
-
-
-def call_with_timeout(what: str, fn: Callable[[], T], timeout: float) -> T:
-    """Run a blocking client call on a daemon thread and wait at most ``timeout`` s for it.
-
-    Some librdkafka calls have no timeout of their own: a synchronous commit waits for the group
-    coordinator and ``Consumer.close()`` for the group leave, both forever while no broker
-    answers. The loop must keep turning (and a stop must stay bounded), so such calls run here;
-    one that overruns is abandoned (logged), not cancelled, and may complete later.
-    """
-    box: list[T] = []
-    failure: list[BaseException] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            box.append(fn())
-        except BaseException as err:  # handed to the caller's thread
-            failure.append(err)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"auditstream-{what}", daemon=True).start()
-    if not done.wait(max(timeout, 0.0)):
-        _log.warning("call_timed_out", what=what, timeout_s=round(timeout, 2))
-        raise TimedOut(f"{what}: no answer within {timeout:.1f}s")
-    if failure:
-        raise failure[0]
-    return box[0]

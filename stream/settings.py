@@ -278,7 +278,7 @@ def _where(layers: _Layers, name: str) -> str:
 
 
 def _validate(settings: Settings, layers: _Layers) -> None:
-    from auditstream.stream.kafka_config import check_client_configs  # noqa: PLC0415 - avoids a cycle
+    from auditstream.stream.kafka.config import check_client_configs  # noqa: PLC0415 - avoids a cycle
 
     for name in ("bootstrap_servers", "alert_topic", "dead_letter_topic"):
         if not layers.scalars.get(name, ("", ""))[0]:

@@ -20,6 +20,7 @@ from auditstream.detections.ruleset.loader import RuleProblem, RuleSet, load_rul
 from auditstream.stream.cli.rules import run_rules_command
 from auditstream.stream.cli.run import run_command
 from auditstream.stream.cli.scan import scan
+from auditstream.stream.sinks.json_lines import JsonLinesAlertSink
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -149,9 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dead_letter = args.dead_letter.open("w", encoding="utf-8") if args.dead_letter else None
     try:
         progress = sys.stderr if sys.stderr.isatty() else None
-        summary = scan(
-            args.inputs, pipeline, sys.stdout, dead_letter=dead_letter, progress=progress
-        )
+        alerts = JsonLinesAlertSink(sys.stdout)
+        summary = scan(args.inputs, pipeline, alerts, dead_letter=dead_letter, progress=progress)
     except FileNotFoundError as err:
         print(f"auditstream: {err.filename}: no such file", file=sys.stderr)
         return EXIT_USAGE

@@ -1,6 +1,7 @@
 """``auditstream scan``: the detection pipeline over JSON-lines files, no Kafka needed.
 
-Alerts go to stdout as JSON lines, one per (rule, auditID); the summary goes to stderr. A line that
+Alerts go to an :class:`auditstream.stream.sinks.AlertSink` (stdout as JSON lines from the command
+line), one per (rule, auditID); the summary goes to stderr. A line that
 is not audit data is counted, reported with its number and, with ``--dead-letter``, written out
 with its reason; the scan never stops on one.
 """
@@ -20,6 +21,7 @@ from typing import IO
 from auditstream.detections.alert import SourceRef
 from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.stream.sinks.alert_sink import AlertSink, written
 
 MALFORMED_LISTED = 20
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -62,12 +64,12 @@ class ScanSummary:
 def scan(
     inputs: list[str],
     pipeline: DetectionPipeline,
-    out: IO[str],
+    alerts: AlertSink,
     *,
     dead_letter: IO[str] | None = None,
     progress: IO[str] | None = None,
 ) -> ScanSummary:
-    """Scan every input ("-" is stdin) in order and write alerts to ``out``."""
+    """Scan every input ("-" is stdin) in order and send the alerts to ``alerts``."""
     summary = ScanSummary()
     for name in inputs:
         summary.files += 1
@@ -78,7 +80,7 @@ def scan(
                 meter.tick(len(line))
             if not line.strip():
                 continue
-            _scan_line(name, number, line, pipeline, out, summary, dead_letter)
+            _scan_line(name, number, line, pipeline, alerts, summary, dead_letter)
         if meter is not None:
             meter.done()
     return summary
@@ -89,7 +91,7 @@ def _scan_line(
     number: int,
     line: bytes,
     pipeline: DetectionPipeline,
-    out: IO[str],
+    alerts: AlertSink,
     summary: ScanSummary,
     dead_letter: IO[str] | None,
 ) -> None:
@@ -107,7 +109,7 @@ def _scan_line(
     summary.exec_requests += found.exec_requests
     summary.repeats += found.repeats
     for alert in found.alerts:
-        out.write(alert.to_json() + "\n")
+        alerts.send(alert, alerts.encode(alert), written)
         summary.alerts += 1
         summary.alerts_by_rule[alert.rule.name] += 1
 

@@ -4,10 +4,10 @@ Our defaults, then the user's properties (``[kafka]`` for every client, then ``[
 ``[producer]``), then the keys at-least-once depends on, which nobody may change:
 
 - consumer: ``enable.auto.commit=false`` and ``enable.auto.offset.store=false`` (offsets are
-  committed by :mod:`auditstream.stream.checkpoint` only after the outputs are acknowledged), and
-  cooperative rebalancing: ``partition.assignment.strategy=cooperative-sticky`` with the classic
-  protocol, or ``group.protocol=consumer`` (KIP-848, Kafka 4.0+ brokers), where the broker
-  assigns and the client-side assignor and session settings do not exist;
+  committed by :mod:`auditstream.stream.kafka.checkpoint` only after the outputs are
+  acknowledged), and cooperative rebalancing: ``partition.assignment.strategy=cooperative-sticky``
+  with the classic protocol, or ``group.protocol=consumer`` (KIP-848, Kafka 4.0+ brokers), where
+  the broker assigns and the client-side assignor and session settings do not exist;
 - producer: ``enable.idempotence=true`` and ``acks=all`` (no duplicates from producer retries,
   no acknowledgement before the in-sync replicas have the record).
 

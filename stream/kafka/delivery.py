@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from auditstream.stream.errors import DeliveryError, StreamError
+from auditstream.stream.errors import DeliveryError, InfrastructureError
 
 Header = tuple[str, bytes | str | None]
-OnAcked = Callable[[Message], None]
+OnAcked = Callable[[], None]  # the broker has the record
 
 
 class Delivery:
@@ -49,7 +49,7 @@ class Delivery:
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is None:
-                on_acked(msg)
+                on_acked()
             else:
                 self._latch(err, msg)
 
@@ -64,7 +64,7 @@ class Delivery:
                 # Back-pressure: the broker is slow or away. Serving callbacks frees the queue.
                 self.raise_delivery_errors()
                 if time.monotonic() >= deadline:
-                    raise StreamError(
+                    raise InfrastructureError(
                         f"the producer queue stayed full for {self._queue_full_timeout:.0f} s"
                     ) from None
                 self._producer.poll(0.1)

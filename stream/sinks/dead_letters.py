@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from auditstream.stream.delivery import Delivery, Header, OnAcked
+from auditstream.stream.kafka.delivery import Delivery, Header, OnAcked
 
 PREFIX: Final = "auditstream."
 REASON: Final = "auditstream.dlq.reason"
@@ -69,7 +69,7 @@ def cap_detail(detail: str, limit: int = MAX_DETAIL_BYTES) -> bytes:
 
 
 class DeadLetterSink:
-    """Produce dead letters through :class:`auditstream.stream.delivery.Delivery`."""
+    """Produce dead letters through :class:`auditstream.stream.kafka.delivery.Delivery`."""
 
     def __init__(self, delivery: Delivery, topic: str) -> None:
         self._delivery = delivery

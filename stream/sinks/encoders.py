@@ -1,9 +1,5 @@
-"""Alerts on the wire: keyed by ``alert_id``, Avro (Confluent wire format) or JSON, with headers.
-
-The key is the alert id (UUIDv5 of rule id and auditID), so a downstream consumer deduplicates
-on it and a compacted topic keeps one record per alert, whichever replica or restart sent it.
-Headers: ``auditstream.rule_id`` and ``content-type`` (``application/vnd.auditstream.alert+avro``
-for the Confluent framing of ``schemas/alert.avsc``, ``application/json`` otherwise).
+"""Alert formats: JSON (:func:`json_encoder`) or Avro in the Confluent wire format
+(:func:`avro_encoder`), each with the content type it announces.
 
 Avro goes through a Schema Registry, subject ``<alert-topic>-value``. The schema is registered
 once at start-up (bounded retries); after that the client's cache answers, so a registry outage
@@ -24,53 +20,42 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from auditstream.detections.alert import Alert
-from auditstream.stream.delivery import Delivery, OnAcked
-from auditstream.stream.errors import StartupError, StreamError
+from auditstream.stream.errors import StartupError
 from auditstream.stream.retrying import bounded
-from auditstream.stream.settings_types import AlertSettings
+from auditstream.stream.settings_types import AlertSettings, Settings
+from auditstream.stream.sinks.alert_sink import AlertEncodingError
 
-RULE_ID_HEADER: Final = "auditstream.rule_id"
-CONTENT_TYPE_HEADER: Final = "content-type"
 AVRO_CONTENT_TYPE: Final = "application/vnd.auditstream.alert+avro"
 JSON_CONTENT_TYPE: Final = "application/json"
 _log = structlog.get_logger("auditstream.alerts")
-
-
-class AlertEncodingError(StreamError):
-    """An alert that its serializer refuses: a data problem, dead-lettered with its message."""
 
 
 @dataclass(frozen=True, slots=True)
 class Encoder:
     """Alert -> bytes, and the content type those bytes have."""
 
-    encode: Callable[[Alert], bytes]
+    serialise: Callable[[Alert], bytes]
     content_type: str
 
-
-class AlertSink:
-    """Produce alerts to the alert topic through :class:`auditstream.stream.delivery.Delivery`."""
-
-    def __init__(self, delivery: Delivery, topic: str, encoder: Encoder) -> None:
-        self._delivery = delivery
-        self.topic = topic
-        self._encoder = encoder
-
     def encode(self, alert: Alert) -> bytes:
-        """Serialise first (before any offset bookkeeping), so a refusal can dead-letter."""
+        """Serialise; a refusal is a data problem (:class:`AlertEncodingError`), not a crash."""
         try:
-            return self._encoder.encode(alert)
+            return self.serialise(alert)
         except (ValueError, TypeError, OverflowError) as err:
             raise AlertEncodingError(f"{type(err).__name__}: {err}") from err
 
-    def send(self, alert: Alert, value: bytes, on_acked: OnAcked) -> None:
-        headers = [
-            (RULE_ID_HEADER, alert.rule.id.encode()),
-            (CONTENT_TYPE_HEADER, self._encoder.content_type.encode()),
-        ]
-        self._delivery.produce(
-            self.topic, key=alert.alert_id, value=value, headers=headers, on_acked=on_acked
-        )
+
+def encoder_for(settings: Settings, abort: threading.Event | None = None) -> Encoder:
+    """The alert format the settings ask for (Avro registers its schema first, bounded)."""
+    alerts = settings.alerts
+    if alerts.format == "json":
+        return json_encoder()
+    return avro_encoder(
+        alerts,
+        settings.topics.alerts,
+        startup_timeout=settings.runtime.startup_timeout,
+        abort=abort,
+    )
 
 
 def json_encoder() -> Encoder:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditstream.stream.dead_letters import MAX_DETAIL_BYTES, DeadLetter, cap_detail
+from auditstream.stream.sinks.dead_letters import MAX_DETAIL_BYTES, DeadLetter, cap_detail
 
 
 def test_headers_keep_originals_then_add_ours() -> None:

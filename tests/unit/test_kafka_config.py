@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auditstream.stream.errors import SettingsError
-from auditstream.stream.kafka_config import consumer_config, merge, producer_config
+from auditstream.stream.kafka.config import consumer_config, merge, producer_config
 from auditstream.stream.settings_types import KafkaSettings, Properties
 
 

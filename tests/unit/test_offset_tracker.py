@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditstream.stream.offset_tracker import OffsetTracker, Ticket
+from auditstream.stream.kafka.offset_tracker import OffsetTracker, Ticket
 
 P = ("audit", 0)
 

@@ -16,13 +16,14 @@ from auditstream.detections.engine import Detector
 from auditstream.detections.native import NativeRule
 from auditstream.detections.pipeline import DetectionPipeline
 from auditstream.detections.ruleset.loader import load_rules
-from auditstream.stream.alert_sink import AlertSink, json_encoder
-from auditstream.stream.dead_letters import DeadLetterSink
-from auditstream.stream.delivery import Delivery
 from auditstream.stream.errors import DeliveryError
+from auditstream.stream.kafka.delivery import Delivery
+from auditstream.stream.kafka.offset_tracker import OffsetTracker
 from auditstream.stream.metrics import Metrics
-from auditstream.stream.offset_tracker import OffsetTracker
 from auditstream.stream.processor import MessageProcessor
+from auditstream.stream.sinks.dead_letters import DeadLetterSink
+from auditstream.stream.sinks.encoders import json_encoder
+from auditstream.stream.sinks.kafka_alerts import KafkaAlertSink
 from devtools.traffic.synthetic import exec_audit_events
 
 P = ("audit", 0)
@@ -75,7 +76,7 @@ def processor(detector: Detector) -> tuple[MessageProcessor, RecordingProducer, 
     tracker = OffsetTracker()
     tracker.assign([P])
     pipeline = DetectionPipeline(detector, RecentAlerts(100))
-    sinks = AlertSink(delivery, "alerts", json_encoder()), DeadLetterSink(delivery, "dlq")
+    sinks = KafkaAlertSink(delivery, "alerts", json_encoder()), DeadLetterSink(delivery, "dlq")
     return MessageProcessor(pipeline, tracker, *sinks, Metrics()), producer, tracker
 
 

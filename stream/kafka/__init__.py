@@ -1,0 +1,1 @@
+"""Thin wrappers over confluent-kafka: configuration, clients, delivery, offsets, checkpoint."""

@@ -1,0 +1,199 @@
+"""``auditstream run``: the long-lived consumer service, one replica of a consumer group.
+
+The data path, top to bottom (:meth:`Service._loop`): ``consume`` a batch (what has arrived,
+without waiting for it to fill: see :func:`auditstream.stream.kafka.clients.next_batch`) →
+:class:`MessageProcessor` (pipeline, alerts and dead letters produced, offsets tracked) →
+``poll`` the producer → :class:`Checkpoint` on its interval. Rebalance callbacks hand the
+partitions to the checkpoint, which flushes and commits what is revoked within a bounded budget.
+A stop request (SIGTERM/SIGINT, or :meth:`Service.stop`) ends the loop between batches; then the
+producer is flushed, the acknowledged work committed and the clients closed.
+
+This module holds the lifecycle only: the clients are made in
+:mod:`auditstream.stream.kafka.clients`, the data path in :mod:`.assembly`, the alert format in
+:mod:`auditstream.stream.sinks.encoders`, the client callbacks in :mod:`.callbacks`, the HTTP
+endpoint in :mod:`auditstream.stream.health`.
+
+Exit codes: 0 stopped cleanly; 2 invalid configuration; 4 a fatal failure (an output the broker
+did not acknowledge, e.g. a producer message timeout; a fatal client error; topics or registry
+unusable at start-up). After a failure nothing more is committed: the orchestrator restarts the
+replica, which resumes from the last offsets whose outputs were all acknowledged.
+
+Broker outages are not failures: the consumer and producer reconnect by themselves, commits
+that fail are logged and held (retried at the next checkpoint), and produced records wait in the
+producer until ``message.timeout.ms``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import structlog
+from confluent_kafka import Consumer, KafkaException
+
+from auditstream.detections.ruleset.languages import LoadedRule
+from auditstream.stream.errors import SettingsError, StartupError, StreamError
+from auditstream.stream.health import Health, serving
+from auditstream.stream.kafka.checkpoint import Checkpoint
+from auditstream.stream.kafka.clients import (
+    await_topics,
+    close_consumer,
+    create_clients,
+    next_batch,
+)
+from auditstream.stream.kafka.delivery import Delivery
+from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition
+from auditstream.stream.metrics import Metrics
+from auditstream.stream.processor import MessageProcessor
+from auditstream.stream.service.assembly import DataPath, assemble
+from auditstream.stream.service.callbacks import ClientEvents, rebalance_callbacks
+from auditstream.stream.settings_types import Settings
+from auditstream.stream.sinks.encoders import encoder_for
+
+EXIT_OK: Final = 0
+EXIT_CONFIG: Final = 2
+EXIT_FATAL: Final = 4
+_log = structlog.get_logger("auditstream.service")
+
+
+class Service:
+    """One replica. Build it, then :meth:`run` (blocking) in any thread; :meth:`stop` ends it."""
+
+    def __init__(
+        self, settings: Settings, rules: Sequence[LoadedRule], *, metrics: Metrics | None = None
+    ) -> None:
+        self.settings = settings
+        self._rules = rules
+        self.metrics = metrics or Metrics()
+        self.health = Health(settings.http.stale_after)
+        self.http_port: int | None = None
+        self.started = threading.Event()  # the HTTP endpoint is up and clients are created
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._tracker = OffsetTracker()
+        self._events = ClientEvents(self.health, self.metrics)
+
+    def stop(self, reason: str = "requested") -> None:
+        """Ask the loop to stop after the current batch (safe from signal handlers, threads)."""
+        self._stop_reason = reason
+        self._stop.set()
+
+    @property
+    def assigned(self) -> tuple[Partition, ...]:
+        """The partitions this replica owns now."""
+        return self._tracker.partitions
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> int:
+        """Run until stopped or failed; returns the exit code."""
+        with serving(self.settings.http, self.health, self.metrics.registry) as endpoint:
+            self.http_port = endpoint.port
+            _log.info(
+                "service_starting", settings=self.settings.describe(), http_port=endpoint.port
+            )
+            try:
+                self._run()
+            except SettingsError as err:
+                _log.error("invalid_settings", error=str(err))
+                return EXIT_CONFIG
+            except (StreamError, KafkaException) as err:
+                if isinstance(err, StartupError) and self._stop.is_set():
+                    _log.info("service_stopped", during="startup", reason=self._stop_reason)
+                    return EXIT_OK  # stopped while still waiting for the broker or registry
+                _log.error("service_failed", error=str(err), error_class=type(err).__name__)
+                return EXIT_FATAL
+            except Exception:  # a defect: still exit non-zero, with the traceback in the log
+                _log.exception("service_crashed")
+                return EXIT_FATAL
+            return EXIT_OK
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        events = self._events
+        consumer, producer = create_clients(self.settings.kafka, events.on_error, events.on_stats)
+        delivery = Delivery(producer)
+        path: DataPath | None = None
+        try:
+            self._await_topics(consumer)
+            path = self._assemble(consumer, delivery)
+            self._subscribe(consumer, path.checkpoint)
+            self.started.set()
+            self._loop(consumer, path.processor, delivery, path.checkpoint)
+            self._shutdown(consumer, delivery, path.checkpoint)
+        except BaseException:
+            if path is not None:
+                path.checkpoint.halt()  # after a failure nothing is committed any more
+            # Leave the group without committing anything more; drop what is queued.
+            close_consumer(consumer, self.settings.runtime.shutdown_timeout)
+            delivery.flush(0)
+            raise
+
+    def _await_topics(self, consumer: Consumer) -> None:
+        settings = self.settings
+        await_topics(
+            consumer,
+            (settings.topics.alerts, settings.topics.dead_letters),
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            deadline=settings.runtime.startup_timeout,
+            abort=self._stop,
+        )
+        self.health.broker_reachable = True
+
+    def _assemble(self, consumer: Consumer, delivery: Delivery) -> DataPath:
+        return assemble(
+            self.settings,
+            self._rules,
+            consumer=consumer,
+            delivery=delivery,
+            tracker=self._tracker,
+            metrics=self.metrics,
+            encoder=encoder_for(self.settings, abort=self._stop),
+        )
+
+    def _subscribe(self, consumer: Consumer, checkpoint: Checkpoint) -> None:
+        topics = self.settings.topics
+        subscription = [topics.pattern] if topics.pattern else list(topics.inputs)
+        consumer.subscribe(subscription, **rebalance_callbacks(checkpoint, self._events))
+        _log.info("subscribed", topics=subscription, group_id=self.settings.kafka.group_id)
+
+    def _loop(
+        self,
+        consumer: Consumer,
+        processor: MessageProcessor,
+        delivery: Delivery,
+        checkpoint: Checkpoint,
+    ) -> None:
+        runtime = self.settings.runtime
+        events = self._events
+        while not self._stop.is_set():
+            self.health.beat()
+            messages = next_batch(consumer, runtime.batch_size, runtime.poll_timeout)
+            events.raise_latched()
+            processor.handle_batch(messages, events.consumer_error)
+            delivery.poll(0)
+            delivery.raise_delivery_errors()
+            if checkpoint.due():
+                checkpoint.commit_in_background()
+
+    def _shutdown(self, consumer: Consumer, delivery: Delivery, checkpoint: Checkpoint) -> None:
+        """Finish in-flight work, commit it and leave the group, within ``shutdown_timeout``."""
+        budget = self.settings.runtime.shutdown_timeout
+        deadline = time.monotonic() + budget
+        _log.info("service_stopping", reason=self._stop_reason, pending_outputs=delivery.queued())
+        checkpoint.finish(budget)
+        committed = _render(checkpoint.committed)
+        # Leave the group (on_revoke finds nothing new to commit); bounded.
+        close_consumer(consumer, max(deadline - time.monotonic(), 1.0))
+        _log.info("service_stopped", committed=committed)
+
+
+def _render(offsets: dict[Partition, int]) -> dict[str, int]:
+    return {
+        f"{topic}[{partition}]": offset for (topic, partition), offset in sorted(offsets.items())
+    }
