@@ -27,7 +27,7 @@ def test_message_timeout_exits_non_zero_without_committing_past_it(
 ) -> None:
     # Large enough that the replica is still working through what librdkafka prefetched (and
     # producing alerts) when the broker dies, however fast it is: those alerts time out.
-    records = build_corpus(execs=2_000, routine=40_000, seed=8)
+    records = build_corpus(execs=2_000, routine=120_000, seed=8)
     expected = set(scan_alert_ids(records, tmp_path))
     own_deployment.produce(records)
     env = own_deployment.env(commit_interval="1", producer__message_timeout_ms="3000")
