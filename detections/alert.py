@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.rule_hit import Explanation
-from auditstream.detections.ruleset.meta import RuleMeta, Technique, Threat
+from auditstream.detections.ruleset.meta import RuleMeta
 from auditstream.detections.values import Scalar, Value
 
 MAX_STRING_CHARS: Final = 8192
@@ -101,71 +101,6 @@ def _capped_explanation(explanation: Explanation | None) -> Explanation | None:
     return Explanation(
         cap(explanation.indicator), cap(explanation.simple_command), _cap_opt(explanation.detail)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class RuleRef:
-    """The rule as its TOML metadata states it (see
-    :class:`auditstream.detections.ruleset.meta.RuleMeta`)."""
-
-    id: str
-    name: str
-    severity: str
-    risk_score: int
-    tags: tuple[str, ...]
-    threat: tuple[Threat, ...]
-    references: tuple[str, ...]
-    language: str
-    version: int
-
-    @classmethod
-    def from_meta(cls, meta: RuleMeta) -> RuleRef:
-        return cls(
-            id=meta.rule_id,
-            name=meta.name,
-            severity=meta.severity,
-            risk_score=meta.risk_score,
-            tags=meta.tags,
-            threat=meta.threat,
-            references=meta.references,
-            language=meta.language,
-            version=meta.version,
-        )
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "severity": self.severity,
-            "risk_score": self.risk_score,
-            "tags": list(self.tags),
-            "threat": [_threat_record(t) for t in self.threat],
-            "references": list(self.references),
-            "language": self.language,
-            "version": self.version,
-        }
-
-
-def _threat_record(threat: Threat) -> dict[str, Any]:
-    return {
-        "framework": threat.framework,
-        "tactic": {
-            "id": threat.tactic_id,
-            "name": threat.tactic_name,
-            "reference": threat.tactic_reference,
-        },
-        "techniques": [
-            {
-                **_technique_record(t),
-                "subtechniques": [_technique_record(s) for s in t.subtechniques],
-            }
-            for t in threat.techniques
-        ],
-    }
-
-
-def _technique_record(technique: Technique) -> dict[str, Any]:
-    return {"id": technique.id, "name": technique.name, "reference": technique.reference}
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +211,7 @@ class Alert:
     """One detection. Build it with :func:`build_alert`, which applies every cap on the way in."""
 
     alert_id: str
-    rule: RuleRef
+    rule: RuleMeta
     event: EventRef
     detected_at: str
     source: SourceRef
@@ -353,7 +288,7 @@ def build_alert(
     """Assemble an alert; ``container`` is the exec request's (first) container parameter."""
     return Alert(
         alert_id=alert_id(rule.rule_id, event.audit_id),
-        rule=RuleRef.from_meta(rule),
+        rule=rule,
         event=EventRef.from_event(event, container),
         detected_at=rfc3339_utc(detected_at),
         source=source,

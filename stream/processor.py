@@ -157,7 +157,7 @@ class MessageProcessor:
     def _alert_acked(self, ticket: Ticket, alert: Alert, kafka_ts: float | None) -> None:
         now = time.time()
         rule = alert.rule
-        self._metrics.alerts.labels(rule.id, rule.name).inc()
+        self._metrics.alerts.labels(rule.rule_id, rule.name).inc()
         if kafka_ts is not None:
             self._metrics.latency.labels("kafka").observe(max(now - kafka_ts, 0.0))
         audit_ts = _audit_timestamp(alert.event.timestamp)
@@ -165,7 +165,7 @@ class MessageProcessor:
             self._metrics.latency.labels("audit").observe(now - audit_ts)
         source = alert.source
         _log.info(
-            "alert_emitted", alert_id=alert.alert_id, rule_id=rule.id, rule=rule.name,
+            "alert_emitted", alert_id=alert.alert_id, rule_id=rule.rule_id, rule=rule.name,
             severity=rule.severity, audit_id=alert.event.audit_id, topic=source.topic,
             partition=source.partition, offset=source.offset,
         )  # fmt: skip

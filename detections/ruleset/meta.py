@@ -55,6 +55,21 @@ class RuleMeta:
     language: str
     version: int = 1
 
+    def to_record(self) -> dict[str, Any]:
+        """The ``rule`` record of an alert (``schemas/alert.avsc``): the metadata verbatim, so a
+        SIEM routes and triages it as it routes the original rule's alerts."""
+        return {
+            "id": self.rule_id,
+            "name": self.name,
+            "severity": self.severity,
+            "risk_score": self.risk_score,
+            "tags": list(self.tags),
+            "threat": [_threat_record(t) for t in self.threat],
+            "references": list(self.references),
+            "language": self.language,
+            "version": self.version,
+        }
+
     @classmethod
     def from_rule_table(cls, rule: Mapping[str, Any]) -> RuleMeta:
         """Build from the ``[rule]`` table of a detection-rules TOML file."""
@@ -124,3 +139,25 @@ def _threat(table: Mapping[str, Any]) -> Threat:
         tactic_reference=str(tactic.get("reference", "")),
         techniques=tuple(_technique(t) for t in _tables(table, "technique")),
     )
+
+
+def _threat_record(threat: Threat) -> dict[str, Any]:
+    return {
+        "framework": threat.framework,
+        "tactic": {
+            "id": threat.tactic_id,
+            "name": threat.tactic_name,
+            "reference": threat.tactic_reference,
+        },
+        "techniques": [
+            {
+                **_technique_record(t),
+                "subtechniques": [_technique_record(s) for s in t.subtechniques],
+            }
+            for t in threat.techniques
+        ],
+    }
+
+
+def _technique_record(technique: Technique) -> dict[str, Any]:
+    return {"id": technique.id, "name": technique.name, "reference": technique.reference}

@@ -34,7 +34,7 @@ class KafkaAlertSink:
 
     def send(self, alert: Alert, value: bytes, on_written: OnWritten) -> None:
         headers = [
-            (RULE_ID_HEADER, alert.rule.id.encode()),
+            (RULE_ID_HEADER, alert.rule.rule_id.encode()),
             (CONTENT_TYPE_HEADER, self._content_type),
         ]
         self._delivery.produce(
