@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from auditstream.detections.errors import DetectionError
@@ -33,4 +33,7 @@ def compile_esql_rule(
     if not isinstance(query_text, str):
         raise DetectionError("[rule] query is missing")
     query_text = query_text.strip("\n")
-    return EsqlRule(meta, query_text, compile_query(parse_query(query_text)), path, cases)
+    query = compile_query(parse_query(query_text))
+    if not meta.index:  # an ES|QL rule names its indices in FROM
+        meta = replace(meta, index=tuple(query.source.sources))
+    return EsqlRule(meta, query_text, query, path, cases)

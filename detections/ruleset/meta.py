@@ -54,6 +54,14 @@ class RuleMeta:
     references: tuple[str, ...]
     language: str
     version: int = 1
+    rule_type: str = ""
+    """detection-rules' ``type``: query, eql, esql, new_terms, ... (``native`` for ours)."""
+    index: tuple[str, ...] = ()
+    """The index patterns the rule reads (ES|QL rules name them in ``FROM``)."""
+    lookback: str | None = None
+    """``from``: how far back each scheduled run looks (``now-6m``); kept for the SIEM."""
+    interval: str | None = None
+    """How often Elastic schedules it (``5m``); the stream runs it on every event."""
 
     def to_record(self) -> dict[str, Any]:
         """The ``rule`` record of an alert (``schemas/alert.avsc``): the metadata verbatim, so a
@@ -68,6 +76,10 @@ class RuleMeta:
             "references": list(self.references),
             "language": self.language,
             "version": self.version,
+            "type": self.rule_type,
+            "index": list(self.index),
+            "from": self.lookback,
+            "interval": self.interval,
         }
 
     @classmethod
@@ -93,6 +105,10 @@ class RuleMeta:
             references=_texts(rule, "references"),
             language=_text(rule, "language").lower(),
             version=version,
+            rule_type=_optional_text(rule, "type") or "",
+            index=_texts(rule, "index"),
+            lookback=_optional_text(rule, "from"),
+            interval=_optional_text(rule, "interval"),
         )
 
 
@@ -101,6 +117,15 @@ def _text(table: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise RuleMetaError(f"[rule] {key} is missing or not a string")
     return value.strip()
+
+
+def _optional_text(table: Mapping[str, Any], key: str) -> str | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RuleMetaError(f"[rule] {key} must be a string")
+    return value.strip() or None
 
 
 def _texts(table: Mapping[str, Any], key: str) -> tuple[str, ...]:

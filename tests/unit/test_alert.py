@@ -254,3 +254,18 @@ def test_rule_ref_copies_threat_mapping() -> None:
         "reference": "https://attack.mitre.org/techniques/T1105/",
         "subtechniques": [],
     }
+
+
+def test_rule_record_carries_scheduling_and_index_metadata() -> None:
+    """What the SIEM needs to treat the alert like the original rule's: type, indices, from and
+    interval (an ES|QL rule's indices are those of its FROM)."""
+    rule = _rule("kubernetes_pod_exec_curl_or_wget_to_https.toml")
+    record = build_alert(
+        rule=rule, event=_event(), fields={}, source=KAFKA, detected_at=DETECTED
+    ).to_record()
+    assert {k: record["rule"][k] for k in ("type", "from", "interval")} == {
+        "type": "esql",
+        "from": "now-6m",
+        "interval": "5m",
+    }
+    assert _avro_round_trip(record)["rule"]["from"] == "now-6m"
