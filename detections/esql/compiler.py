@@ -16,17 +16,16 @@ from auditstream.detections.esql import ast
 from auditstream.detections.esql.dissect import compile_dissect
 from auditstream.detections.esql.expressions import compile_expression
 from auditstream.detections.esql.scope import (
-    AUDIT_INDEX,
     METADATA_FIELDS,
     Evaluator,
     Row,
     Scope,
     Stage,
     at,
-    wildcard,
 )
 from auditstream.detections.memo import memo
 from auditstream.detections.regex.grok.expression import compile_grok
+from auditstream.detections.ruleset.indices import AUDIT_INDEX, reads_audit_logs
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +62,8 @@ def _check_sources(source: ast.From) -> None:
             raise QuerySyntaxError(
                 f"unknown metadata field [{name}]", source.pos.line, source.pos.column
             )
-    for pattern in source.sources:
-        index = pattern.split(":", 1)[-1]
-        if wildcard(index).fullmatch(AUDIT_INDEX):
-            return
+    if reads_audit_logs(source.sources):
+        return
     raise QuerySyntaxError(
         f"FROM {', '.join(source.sources)} does not read Kubernetes audit logs ({AUDIT_INDEX})",
         source.pos.line,

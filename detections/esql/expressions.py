@@ -12,7 +12,6 @@ from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
 from auditstream.detections.esql.functions import compile_call
 from auditstream.detections.esql.scope import (
-    AUDIT_INDEX,
     METADATA_FIELDS,
     Evaluator,
     Row,
@@ -23,6 +22,7 @@ from auditstream.detections.event.fields import compile_field
 from auditstream.detections.memo import memo
 from auditstream.detections.regex.lucene.regexp import compile_rlike
 from auditstream.detections.regex.lucene.wildcard import compile_like
+from auditstream.detections.ruleset.indices import AUDIT_INDEX
 from auditstream.detections.values import Value
 
 

@@ -16,7 +16,6 @@ from auditstream.detections.esql import ast
 from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.values import Value
 
-AUDIT_INDEX = "logs-kubernetes.audit_logs-default"
 """The index Elastic Agent's Kubernetes audit integration writes to; FROM patterns must match it."""
 
 METADATA_FIELDS = frozenset({"_id", "_index", "_version", "_ignored", "_score", "_source"})

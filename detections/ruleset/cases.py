@@ -1,24 +1,33 @@
 """Example cases that ship inside rule files, for every kind of rule.
 
-A rule file's top-level ``[[cases]]`` tables each describe one exec request as an audit event
-carries it and the outcome the rule must give::
+A rule file's top-level ``[[cases]]`` tables each give one event and the outcome the rule
+must give on it. An exec request is said by its URI alone::
 
     [[cases]]
     note = "why the case exists"                         # optional
-    uri = "/api/v1/namespaces/default/pods/web/exec?..."  # requestURI as logged (required)
+    uri = "/api/v1/namespaces/default/pods/web/exec?..."  # requestURI as logged
     subresource = "exec"                                   # exec, attach or proxy (default exec)
     expect = true                                          # must the rule fire? (required)
     indicator = "shell_stdio_to_socket"                    # native rules: the indicator named
     [cases.fields]                                         # ES|QL rules: columns, exactly
     "Esql.executed_command" = "..."
 
+Any other event is given whole, as a raw audit event or an Elastic document (one of ``uri`` or
+``event`` is required)::
+
+    [[cases]]
+    expect = false
+    note = "a list of secrets by a controller"
+    event = { auditID = "...", stage = "ResponseComplete", verb = "list", ... }
+
 ``auditstream rules test`` runs each case through the same
-:class:`~auditstream.detections.engine.Detector`
-as production, on the smallest raw audit event that carries the request.
+:class:`~auditstream.detections.engine.Detector` as production: on the given event, or on the
+smallest raw audit event that carries the request.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +38,8 @@ from auditstream.detections.ruleset.meta import RuleMetaError
 
 @dataclass(frozen=True, slots=True)
 class RuleCase:
-    """One example exec request (``uri``, ``subresource``) and the expected outcome."""
+    """One example event (``event``, or the exec request ``uri``/``subresource``) and the
+    expected outcome."""
 
     uri: str
     subresource: str | None
@@ -37,6 +47,7 @@ class RuleCase:
     indicator: str | None = None
     note: str = ""
     fields: Mapping[str, Any] = field(default_factory=dict)
+    event: Mapping[str, Any] | None = None
 
 
 def parse_cases(document: Mapping[str, Any]) -> tuple[RuleCase, ...]:
@@ -54,20 +65,35 @@ def _case(table: Any, number: int) -> RuleCase:
     uri, expect = table.get("uri"), table.get("expect")
     subresource = table.get("subresource", "exec")
     indicator, note = table.get("indicator"), table.get("note", "")
-    fields = table.get("fields", {})
+    fields, event = table.get("fields", {}), table.get("event")
+    if event is not None and not isinstance(event, Mapping):
+        raise RuleMetaError(f"{where}: event must be a table (an audit event or a document)")
+    if event is not None and uri is None:
+        uri = ""
     if not isinstance(uri, str) or not isinstance(expect, bool):
-        raise RuleMetaError(f"{where} needs uri (string) and expect (boolean)")
+        raise RuleMetaError(f"{where} needs uri (string) or event (table), and expect (boolean)")
     if not isinstance(subresource, str) or not isinstance(note, str):
         raise RuleMetaError(f"{where}: subresource and note must be strings")
     if indicator is not None and not isinstance(indicator, str):
         raise RuleMetaError(f"{where}: indicator must be a string")
     if not isinstance(fields, Mapping):
         raise RuleMetaError(f"{where}: fields must be a table")
-    return RuleCase(uri, subresource or None, expect, indicator, note, dict(fields))
+    return RuleCase(uri, subresource or None, expect, indicator, note, dict(fields), _plain(event))
+
+
+def _plain(event: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """TOML tables as the plain JSON objects a decoder receives (TOML dates become text)."""
+    if event is None:
+        return None
+    plain: dict[str, Any] = json.loads(json.dumps(event, default=str))
+    return plain
 
 
 def case_event(case: RuleCase) -> dict[str, Any]:
-    """The smallest raw audit event that carries a case's request (stable auditID per case)."""
+    """The case's event, or the smallest raw audit event that carries its request (stable
+    auditID per case)."""
+    if case.event is not None:
+        return dict(case.event)
     subresource = case.subresource or "exec"
     return {
         "kind": "Event",
