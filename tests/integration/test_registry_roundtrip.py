@@ -72,6 +72,10 @@ def alert_record() -> dict[str, Any]:
             "references": ["https://kubernetes.io/docs/reference/kubectl/generated/kubectl_exec/"],
             "language": "python",
             "version": 3,
+            "type": "native",
+            "index": [],
+            "from": "now-6m",
+            "interval": "5m",
         },
         "event": {
             "audit_id": AUDIT_ID,
