@@ -284,8 +284,8 @@ class Bench:
         empty = OUT / "empty.jsonl"
         empty.write_bytes(b"")
         load_before = os.getloadavg()[0]
-        idle, _, _, _ = _timed_scan(empty, OUT / "scan-empty.out")
-        elapsed, rss, alerts, cpu = _timed_scan(self.data.mix.values, OUT / "scan-alerts.jsonl")
+        idle, _, _, _ = timed_scan(empty, OUT / "scan-empty.out")
+        elapsed, rss, alerts, cpu = timed_scan(self.data.mix.values, OUT / "scan-alerts.jsonl")
         work = max(elapsed - idle, 1e-3)
         return {
             "messages": self.data.mix.count,
@@ -314,9 +314,9 @@ class Bench:
         ).as_dict()
 
 
-def _timed_scan(path: Path, out: Path) -> tuple[float, float, int, float]:
+def timed_scan(path: Path, out: Path, *options: str) -> tuple[float, float, int, float]:
     """(wall seconds, peak RSS MB, alert lines, CPU seconds) of ``auditstream scan path``."""
-    argv = [procs.python(), "-m", "auditstream.stream", "scan", str(path)]
+    argv = [procs.python(), "-m", "auditstream.stream", "scan", *options, str(path)]
     started = time.monotonic()
     with out.open("wb") as sink:
         child = subprocess.Popen(

@@ -17,6 +17,7 @@ from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.esql.evaluator import EsqlFamily
 from auditstream.detections.esql.gate import RuleGate
 from auditstream.detections.event.audit_event import AuditEvent, subresource_of
+from auditstream.detections.event_view import EventView
 from auditstream.detections.exec.request import (
     ExecRequest,
     exec_request_of,
@@ -58,7 +59,8 @@ class Detector:
         """All hits for one event; raises MalformedEvent('evaluation_error') if a rule breaks."""
         try:
             request = self.exec_request(event)
-            hits = [hit for family in self.families for hit in family.hits(event, request)]
+            view = EventView(event, request)
+            hits = [hit for family in self.families for hit in family.hits(view)]
             if not hits:
                 return hits
             return self._complete(hits, request)

@@ -19,7 +19,7 @@ from auditstream.detections.esql.rule import EsqlRule
 from auditstream.detections.esql.scope import METADATA_FIELDS, Row, Stage
 from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.event.fields import compile_field
-from auditstream.detections.exec.request import ExecRequest
+from auditstream.detections.event_view import EventView
 from auditstream.detections.memo import KeyedMemo
 from auditstream.detections.rule_hit import RuleHit
 
@@ -59,8 +59,9 @@ class EsqlFamily:
         """True when no rule can fire on the event of this audit object (the gate says so)."""
         return self.gate.subresources is not None and not self.gate.admits_audit(audit)
 
-    def hits(self, event: AuditEvent, request: ExecRequest | None) -> list[RuleHit]:  # noqa: ARG002 - the RuleFamily signature
-        """The rules' hits; ``request`` is not read (ES|QL rules decode the URI themselves)."""
+    def hits(self, view: EventView) -> list[RuleHit]:
+        """The rules' hits (ES|QL rules decode the URI themselves: the request is not read)."""
+        event = view.event
         if not self.gate.admits(event):
             return []
         key = tuple(read(event) for read in self._key_readers)
@@ -69,7 +70,7 @@ class EsqlFamily:
             return list(known)
         found: list[RuleHit] = []
         for source in self._root.children:
-            _walk(source, Row(event, {}), found)
+            _walk(source, Row(event, {}, view), found)
         self._memo.put(key, tuple(found))
         return found
 
@@ -100,7 +101,7 @@ def _walk(node: _Node, row: Row, hits: list[RuleHit]) -> None:
         hits.append(RuleHit(rule=rule.meta, fields={name: row.cols[name] for name in columns}))
     children = node.children
     for child in children[:-1]:
-        _walk(child, Row(row.event, dict(row.cols)), hits)
+        _walk(child, Row(row.event, dict(row.cols), row.view), hits)
     if children:
         _walk(children[-1], row, hits)
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event_view import EventView
 from auditstream.detections.exec.request import ExecRequest, exec_request_of
 from auditstream.detections.exec.shell_words import SimpleCommand, normalise
 from auditstream.detections.memo import KeyedMemo, memo
@@ -44,7 +45,8 @@ class NativeFamily:
         """Native rules fire only on exec requests, and this is asked only of other events."""
         return True
 
-    def hits(self, event: AuditEvent, request: ExecRequest | None) -> list[RuleHit]:
+    def hits(self, view: EventView) -> list[RuleHit]:
+        request, event = view.request, view.event
         if request is None:
             return []
         return [

@@ -6,6 +6,9 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
+from auditstream.detections.errors import DetectionError
+from auditstream.detections.ruleset.meta import RuleMeta
+
 AUDIT_INDEX: Final = "logs-kubernetes.audit_logs-default"
 """The data stream Elastic Agent's Kubernetes audit integration writes (namespace default)."""
 
@@ -26,3 +29,13 @@ def reads_audit_logs(patterns: Iterable[str]) -> bool:
         for pattern in group.split(",")
         if pattern.strip() and not pattern.strip().startswith("-")
     )
+
+
+def require_audit_index(meta: RuleMeta) -> None:
+    """A rule whose index patterns do not cover the audit data stream is reported, not run:
+    Elastic would never have shown it an audit event."""
+    if not reads_audit_logs(meta.index):
+        shown = ", ".join(meta.index) or "none"
+        raise DetectionError(
+            f"index patterns ({shown}) do not cover Kubernetes audit logs ({AUDIT_INDEX})"
+        )

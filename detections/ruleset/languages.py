@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from auditstream.detections.eql.rule import EqlRule, compile_eql_rule
 from auditstream.detections.errors import DetectionError
 from auditstream.detections.esql.evaluator import EsqlFamily
 from auditstream.detections.esql.rule import EsqlRule, compile_esql_rule
-from auditstream.detections.event.audit_event import AuditEvent
-from auditstream.detections.exec.request import ExecRequest
+from auditstream.detections.event_view import EventView
 from auditstream.detections.native import NativeFamily, NativeRule, compile_native_rule
 from auditstream.detections.rule_hit import RuleHit
 from auditstream.detections.ruleset.cases import RuleCase
+from auditstream.detections.ruleset.document_family import DocumentFamily
 
-LoadedRule = EsqlRule | NativeRule
+LoadedRule = EsqlRule | EqlRule | NativeRule
 """Every compiled rule has ``meta`` (:class:`RuleMeta`), ``path`` and ``cases``."""
 
 
@@ -37,8 +38,8 @@ class RuleFamily(Protocol):
         """
         ...
 
-    def hits(self, event: AuditEvent, request: ExecRequest | None) -> list[RuleHit]:
-        """The family's hits; ``request`` is the event's decoded exec request, if it is one."""
+    def hits(self, view: EventView) -> list[RuleHit]:
+        """The family's hits on one event (its request and Elastic document on the view)."""
         ...
 
 
@@ -64,6 +65,13 @@ LANGUAGES: tuple[Language, ...] = (
         claims=lambda t: _language_key(t) == "esql",
         compile=compile_esql_rule,
         family=lambda rules, gate: EsqlFamily(rules, gate=gate),
+    ),
+    Language(
+        name="eql",
+        rule_type=EqlRule,
+        claims=lambda t: _language_key(t) == "eql",
+        compile=compile_eql_rule,
+        family=lambda rules, shortcuts: DocumentFamily(rules, shortcuts=shortcuts),
     ),
     Language(
         name="native",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from auditstream.detections.engine import Detector
 from auditstream.detections.esql.rule import EsqlRule
+from auditstream.detections.native import NativeRule
 from auditstream.detections.ruleset.case_runner import check_case
 from auditstream.detections.ruleset.languages import LoadedRule, language_of
 from auditstream.detections.ruleset.loader import RuleSet
@@ -53,9 +54,14 @@ def _show(rules: RuleSet, selector: str) -> int:
         for number, (command, _) in enumerate(rule.query.stages, start=2):
             print(f"    {number}. {type(command).__name__.upper()} {_describe(command)}")
         print(f"  alert fields: {', '.join(rule.query.output_columns) or '(none)'}")
-    else:
+    elif isinstance(rule, NativeRule):
         print(f"  native predicate: {rule.predicate_name}")
         print(f"  Elastic twin for parity: {rule.parity_rule_id or '(none)'}")
+    else:
+        print(f"  language: {language_of(rule).name}; index: {', '.join(meta.index)}")
+        print(f"  query: {rule.query.query}")
+        required = rule.required_values
+        print(f"  indexed by: {', '.join(sorted(required)) or '(evaluated on every event)'}")
     return 0
 
 

@@ -1,0 +1,82 @@
+"""The family of every language whose rules query the indexed Elastic document (KQL, EQL).
+
+Such a rule is a predicate over :class:`ElasticDocument` plus the values it exactly requires
+(its compiler's contract, see :mod:`auditstream.detections.ruleset.rule_index`). The family
+evaluates only the candidate rules of each event, and builds the event's Elastic document only
+when some rule is a candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from auditstream.detections.elastic.document import ElasticDocument
+from auditstream.detections.event_view import EventView
+from auditstream.detections.rule_hit import RuleHit
+from auditstream.detections.ruleset.meta import RuleMeta
+from auditstream.detections.ruleset.rule_index import RuleIndex
+from auditstream.detections.values import Value
+
+
+class DocumentRule(Protocol):
+    @property
+    def meta(self) -> RuleMeta: ...
+
+    @property
+    def required_values(self) -> Mapping[str, frozenset[str]]: ...
+
+    @property
+    def reads(self) -> frozenset[str]: ...
+
+    def matches(self, document: ElasticDocument) -> bool: ...
+
+
+class DocumentFamily:
+    """Rules of one document language; stateless between events.
+
+    ``shortcuts=False`` evaluates every rule on every event (no index, no routine check): the
+    verdicts are the same, it exists to prove that.
+    """
+
+    def __init__(self, rules: Sequence[DocumentRule], *, shortcuts: bool = True) -> None:
+        self.rules = tuple(rules)
+        self.shortcuts = shortcuts
+        self._index = RuleIndex(
+            self.rules, (lambda rule: rule.required_values) if shortcuts else (lambda _: {})
+        )
+
+    def fires_on_nothing(self, audit: Mapping[str, Any]) -> bool:
+        """True when no rule is a candidate for the event of ``audit``: every rule is indexed
+        and none under the audit's own values of the index fields."""
+        if not self.shortcuts or self._index.unindexed:
+            return False
+        return not self._index.candidates(ElasticDocument({"kubernetes": {"audit": audit}}).values)
+
+    def hits(self, view: EventView) -> list[RuleHit]:
+        candidates = self._index.candidates(_audit_values(view))
+        if not candidates:
+            return []
+        document = view.elastic
+        return [
+            RuleHit(rule=rule.meta, fields=_read_fields(rule, document))
+            for rule in candidates
+            if rule.matches(document)
+        ]
+
+
+def _audit_values(view: EventView) -> Any:
+    """The index fields' values without the Elastic document where the audit holds them as
+    indexed (every index field is an audit field the mapping copies unchanged)."""
+    if view.event.document is not None:
+        return view.elastic.values  # an ECS document: read it as given
+    return ElasticDocument({"kubernetes": {"audit": view.event.audit}}).values
+
+
+def _read_fields(rule: DocumentRule, document: ElasticDocument) -> dict[str, Value]:
+    """What the alert shows: every field the rule read, with the values it saw."""
+    fields: dict[str, Value] = {}
+    for name in sorted(rule.reads):
+        values = document.values(name)
+        fields[name] = None if not values else values[0] if len(values) == 1 else values
+    return fields

@@ -1,0 +1,133 @@
+"""Rules that query the Elastic document (EQL; KQL likewise) load from detection-rules TOML
+files, fire on raw events exactly as on the document Elastic's integration indexes, and are
+reported, never run, when they cannot run per event."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditstream.detections.elastic.mapping import elastic_source
+from auditstream.detections.engine import Detector
+from auditstream.detections.event.decode import decode_message
+from auditstream.detections.ruleset.loader import load_rules
+
+RULE = """
+[metadata]
+creation_date = "2026/12/04"
+
+[rule]
+author = ["auditstream tests"]
+description = "Events deleted, as a test rule."
+index = ["logs-kubernetes.audit_logs-*"]
+language = "{language}"
+name = "Test {language} rule"
+risk_score = 47
+rule_id = "{rule_id}"
+severity = "medium"
+type = "{type}"
+from = "now-6m"
+interval = "5m"
+query = '''
+{query}
+'''
+"""
+
+EQL_DELETE = (
+    'any where data_stream.dataset == "kubernetes.audit_logs" and '
+    'kubernetes.audit.verb == "delete" and kubernetes.audit.objectRef.resource == "events" '
+    'and kubernetes.audit.stage == "ResponseComplete"'
+)
+
+
+def _write(folder: Path, name: str, **fields: str) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(RULE.format(**fields), encoding="utf-8")
+    return path
+
+
+def _event(verb: str = "delete", resource: str = "events", **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": f"a-{verb}-{resource}",
+        "stage": "ResponseComplete",
+        "requestURI": f"/api/v1/namespaces/default/{resource}",
+        "verb": verb,
+        "user": {"username": "mallory", "groups": ["system:authenticated"]},
+        "sourceIPs": ["198.51.100.7"],
+        "userAgent": "kubectl/v1.31.0",
+        "objectRef": {"resource": resource, "namespace": "default", "apiVersion": "v1"},
+        "annotations": {"authorization.k8s.io/decision": "allow"},
+        **extra,
+    }
+
+
+def _fired(detector: Detector, document: dict[str, Any]) -> set[str]:
+    events = decode_message(json.dumps(document).encode())
+    assert events is not None
+    return {hit.rule.rule_id for event in events for hit in detector.detect(event)}
+
+
+@pytest.fixture
+def eql_detector(tmp_path: Path) -> Detector:
+    _write(tmp_path, "eql", language="eql", type="eql", rule_id="r-eql", query=EQL_DELETE)
+    rules = load_rules([tmp_path], builtin=False)
+    assert rules.problems == ()
+    return Detector(rules.rules)
+
+
+@pytest.mark.parametrize(
+    ("event", "fires"),
+    [
+        (_event(), True),
+        (_event(verb="get"), False),
+        (_event(resource="Events"), False),  # == is case-sensitive
+        (_event(stage="ResponseStarted"), False),
+    ],
+)
+def test_eql_rule_fires_on_raw_events_as_on_the_indexed_document(
+    eql_detector: Detector, event: dict[str, Any], fires: bool
+) -> None:
+    (decoded,) = decode_message(json.dumps(event).encode()) or []
+    document = elastic_source(decoded)
+    assert _fired(eql_detector, event) == ({"r-eql"} if fires else set())
+    assert _fired(eql_detector, document) == _fired(eql_detector, event)
+
+
+def test_index_and_shortcuts_change_no_verdict(tmp_path: Path) -> None:
+    _write(tmp_path, "eql", language="eql", type="eql", rule_id="r-eql", query=EQL_DELETE)
+    rules = load_rules([tmp_path], builtin=True).rules
+    fast, slow = Detector(rules), Detector(rules, gate=False)
+    for event in (_event(), _event(verb="get"), _event(resource="pods"), _event(verb="list")):
+        assert _fired(fast, event) == _fired(slow, event)
+
+
+def test_rules_that_cannot_run_per_event_are_reported(tmp_path: Path) -> None:
+    _write(tmp_path, "new_terms", language="kuery", type="new_terms", rule_id="r1",
+           query="event.action:get")  # fmt: skip
+    _write(tmp_path, "sequence", language="eql", type="eql", rule_id="r2",
+           query='sequence by user.name [any where true] [any where true]')  # fmt: skip
+    wrong_index = RULE.format(language="eql", type="eql", rule_id="r3", query=EQL_DELETE)
+    (tmp_path / "other_index.toml").write_text(
+        wrong_index.replace('["logs-kubernetes.audit_logs-*"]', '["logs-aws.cloudtrail-*"]')
+    )
+    rules = load_rules([tmp_path], builtin=False)
+    assert rules.rules == ()
+    reasons = {Path(p.path).stem: p.reason for p in rules.problems}
+    assert reasons["new_terms"].startswith("type new_terms is not supported yet")
+    assert "sequence queries are not supported yet" in reasons["sequence"]
+    assert "line 1, column 1" in reasons["sequence"]
+    assert "do not cover Kubernetes audit logs" in reasons["other_index"]
+
+
+def test_eql_hit_carries_the_fields_it_read_and_the_rule_metadata(eql_detector: Detector) -> None:
+    (event,) = decode_message(json.dumps(_event()).encode()) or []
+    (hit,) = eql_detector.detect(event)
+    assert hit.fields["kubernetes.audit.verb"] == "delete"
+    assert hit.rule.language == "eql" and hit.rule.index == ("logs-kubernetes.audit_logs-*",)
+    assert (hit.rule.lookback, hit.rule.interval) == ("now-6m", "5m")
