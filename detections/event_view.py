@@ -10,7 +10,7 @@ routine event that no KQL rule is a candidate for never pays for the Elastic map
 from __future__ import annotations
 
 from auditstream.detections.elastic.document import ElasticDocument
-from auditstream.detections.elastic.mapping import elastic_source
+from auditstream.detections.elastic.mapping import elastic_document
 from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.exec.request import ExecRequest
 
@@ -18,17 +18,14 @@ from auditstream.detections.exec.request import ExecRequest
 class EventView:
     """Not shared between threads or events: one per :meth:`Detector.detect` call."""
 
-    __slots__ = ("_elastic", "event", "request")
+    __slots__ = ("event", "request")
 
     def __init__(self, event: AuditEvent, request: ExecRequest | None) -> None:
         self.event = event
         self.request = request
         """The event's exec request, if it is one (decided by ``exec_request_of``)."""
-        self._elastic: ElasticDocument | None = None
 
     @property
     def elastic(self) -> ElasticDocument:
         """The document Elastic's Kubernetes integration would index for this event."""
-        if self._elastic is None:
-            self._elastic = ElasticDocument(elastic_source(self.event))
-        return self._elastic
+        return elastic_document(self.event)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from auditstream.detections.elastic.document import ElasticDocument
 from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.event.field_path import ecs_key
 
@@ -41,6 +42,14 @@ class _Failure(Exception):
         super().__init__(message)
         self.processor = processor
         self.message = message
+
+
+def elastic_document(event: AuditEvent) -> ElasticDocument:
+    """The indexed document of ``event``, computed once per event (kept on the event)."""
+    found = event.derived.get("elastic")
+    if found is None:
+        found = event.derived["elastic"] = ElasticDocument(elastic_source(event))
+    return found
 
 
 def elastic_source(event: AuditEvent, *, namespace: str = DEFAULT_NAMESPACE) -> dict[str, Any]:

@@ -20,7 +20,11 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from auditstream.detections.elastic.document import ElasticDocument
-from auditstream.detections.elastic.fields import field_type
+from auditstream.detections.elastic.fields import (
+    IGNORE_ABOVE,
+    NOT_INDEXED,
+    field_type,
+)
 from auditstream.detections.eql import ast
 from auditstream.detections.eql.functions import (
     FUNCTIONS,
@@ -145,8 +149,35 @@ def _compile(expr: ast.Expr) -> Predicate:
 
 
 def _on_field(field: ast.FieldRef, test: ValuesTest) -> Predicate:
-    name = field.name
-    return lambda doc: test(doc.values(name))
+    read = indexed_values(field.name)
+    return lambda doc: test(read(doc))
+
+
+def _under_flattened(name: str) -> bool:
+    parts = name.split(".")
+    return any(field_type(".".join(parts[:n])) == "flattened" for n in range(1, len(parts)))
+
+
+def indexed_values(name: str) -> Callable[[ElasticDocument], tuple[Scalar, ...]]:
+    """How a query reads ``name``: its indexed values, decided once at load.
+
+    The data stream maps with ``dynamic: false``, so a field it does not declare (and one that
+    is ``index: false``) is in ``_source`` but no query matches it: it reads as missing, like a
+    field that is not there (``== null`` holds, ``==`` does not). Keyword strings longer than
+    ``ignore_above`` are not indexed either.
+    """
+    mapped = field_type(name)
+    parts = name.split(".")
+    under_flattened = any(
+        field_type(".".join(parts[:n])) == "flattened" for n in range(1, len(parts))
+    )
+    if name in NOT_INDEXED or (mapped is None and not under_flattened):
+        return lambda _doc: ()
+    if mapped == "keyword":
+        return lambda doc: tuple(
+            v for v in doc.values(name) if not (isinstance(v, str) and len(v) > IGNORE_ABOVE)
+        )
+    return lambda doc: doc.values(name)
 
 
 def _field_of(expr: ast.Expr, pos: ast.Pos) -> ast.FieldRef:
@@ -169,6 +200,8 @@ def field_kind(field: ast.FieldRef, default: str | None) -> str:
     A key under a ``flattened`` field is a keyword. An unmapped field is read the way the
     literal it is compared with would be mapped dynamically (``default``; strings as keyword).
     """
+    if _under_flattened(field.name):
+        return "keyword"  # a key under a flattened field: every leaf is a keyword string
     mapped = field_type(field.name)
     if mapped is None:
         parts = field.name.split(".")
@@ -212,13 +245,15 @@ def _compare(node: ast.Compare) -> Predicate:
         if op not in ("==", "!="):
             raise _error(f"{op} null never holds; use == null or != null", node.pos)
         present = op == "!="
-        return lambda doc: bool(doc.values(name)) == present
+        read = indexed_values(name)
+        return lambda doc: bool(read(doc)) == present
     kind = field_kind(field, _literal_kind(right.value))
     _check_literal(kind, right, field)
     test = _equals(kind, right) if op in ("==", "!=") else _ordering(kind, op, right, field)
+    read = indexed_values(name)
     if op == "!=":
-        return lambda doc: not test(doc.values(name))
-    return lambda doc: test(doc.values(name))
+        return lambda doc: not test(read(doc))
+    return lambda doc: test(read(doc))
 
 
 def _equals(kind: str, literal: ast.Literal) -> ValuesTest:

@@ -70,7 +70,7 @@ class EsqlFamily:
             return list(known)
         found: list[RuleHit] = []
         for source in self._root.children:
-            _walk(source, Row(event, {}, view), found)
+            _walk(source, Row(event, {}), found)
         self._memo.put(key, tuple(found))
         return found
 
@@ -101,7 +101,7 @@ def _walk(node: _Node, row: Row, hits: list[RuleHit]) -> None:
         hits.append(RuleHit(rule=rule.meta, fields={name: row.cols[name] for name in columns}))
     children = node.children
     for child in children[:-1]:
-        _walk(child, Row(row.event, dict(row.cols), row.view), hits)
+        _walk(child, Row(row.event, dict(row.cols)), hits)
     if children:
         _walk(children[-1], row, hits)
 

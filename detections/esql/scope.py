@@ -14,7 +14,6 @@ from typing import TypeVar
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
 from auditstream.detections.event.audit_event import AuditEvent
-from auditstream.detections.event_view import EventView
 from auditstream.detections.values import Value
 
 """The index Elastic Agent's Kubernetes audit integration writes to; FROM patterns must match it."""
@@ -25,15 +24,11 @@ METADATA_FIELDS = frozenset({"_id", "_index", "_version", "_ignored", "_score", 
 class Row:
     """One event flowing through one rule's stages: the event plus the columns computed so far."""
 
-    __slots__ = ("cols", "event", "view")
+    __slots__ = ("cols", "event")
 
-    def __init__(
-        self, event: AuditEvent, cols: dict[str, Value], view: EventView | None = None
-    ) -> None:
+    def __init__(self, event: AuditEvent, cols: dict[str, Value]) -> None:
         self.event = event
         self.cols = cols
-        self.view = view
-        """The detector's view of the event (``KQL()`` reads its Elastic document)."""
 
 
 _T = TypeVar("_T")

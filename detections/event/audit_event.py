@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -23,6 +23,9 @@ class AuditEvent:
     """The enclosing ECS document minus ``kubernetes.audit``; ``None`` for raw input."""
     shape: str
     """The outermost shape of the message: event, event_list, array, ecs or wrapped."""
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Representations computed from this event on first use (the Elastic document), kept so
+    that every rule that reads one computes it once. Never part of the event's identity."""
 
     @property
     def audit_id(self) -> str:

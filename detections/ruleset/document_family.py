@@ -9,27 +9,14 @@ when some rule is a candidate.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from auditstream.detections.elastic.document import ElasticDocument
 from auditstream.detections.event_view import EventView
 from auditstream.detections.rule_hit import RuleHit
-from auditstream.detections.ruleset.meta import RuleMeta
+from auditstream.detections.ruleset.document_rule import DocumentRule
 from auditstream.detections.ruleset.rule_index import RuleIndex
 from auditstream.detections.values import Value
-
-
-class DocumentRule(Protocol):
-    @property
-    def meta(self) -> RuleMeta: ...
-
-    @property
-    def required_values(self) -> Mapping[str, frozenset[str]]: ...
-
-    @property
-    def reads(self) -> frozenset[str]: ...
-
-    def matches(self, document: ElasticDocument) -> bool: ...
 
 
 class DocumentFamily:

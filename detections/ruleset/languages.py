@@ -14,17 +14,24 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from auditstream.detections.eql.rule import EqlRule, compile_eql_rule
+from auditstream.detections.eql import compile_eql
 from auditstream.detections.errors import DetectionError
 from auditstream.detections.esql.evaluator import EsqlFamily
 from auditstream.detections.esql.rule import EsqlRule, compile_esql_rule
 from auditstream.detections.event_view import EventView
+from auditstream.detections.kql import compile_kql
 from auditstream.detections.native import NativeFamily, NativeRule, compile_native_rule
 from auditstream.detections.rule_hit import RuleHit
 from auditstream.detections.ruleset.cases import RuleCase
 from auditstream.detections.ruleset.document_family import DocumentFamily
+from auditstream.detections.ruleset.document_rule import (
+    DocumentRule,
+    EqlRule,
+    KqlRule,
+    document_rule_compiler,
+)
 
-LoadedRule = EsqlRule | EqlRule | NativeRule
+LoadedRule = EsqlRule | DocumentRule | NativeRule
 """Every compiled rule has ``meta`` (:class:`RuleMeta`), ``path`` and ``cases``."""
 
 
@@ -67,10 +74,17 @@ LANGUAGES: tuple[Language, ...] = (
         family=lambda rules, gate: EsqlFamily(rules, gate=gate),
     ),
     Language(
+        name="kuery",
+        rule_type=KqlRule,
+        claims=lambda t: _language_key(t) == "kuery",
+        compile=document_rule_compiler(KqlRule, compile_kql),
+        family=lambda rules, shortcuts: DocumentFamily(rules, shortcuts=shortcuts),
+    ),
+    Language(
         name="eql",
         rule_type=EqlRule,
         claims=lambda t: _language_key(t) == "eql",
-        compile=compile_eql_rule,
+        compile=document_rule_compiler(EqlRule, compile_eql),
         family=lambda rules, shortcuts: DocumentFamily(rules, shortcuts=shortcuts),
     ),
     Language(

@@ -36,7 +36,7 @@ UNKNOWN_FUNCTION_RULE = STATS_RULE.replace("00a", "00b").replace(
     "| STATS n = COUNT(*) BY kubernetes.audit.user.username",
     "| EVAL x = FOO(kubernetes.audit.verb)",
 )
-KQL_RULE = STATS_RULE.replace("00a", "00c").replace('language = "esql"', 'language = "kuery"')
+LUCENE_RULE = STATS_RULE.replace("00a", "00c").replace('language = "esql"', 'language = "lucene"')
 GOOD_RULE = (
     STATS_RULE.replace("00a", "00d")
     .replace(
@@ -53,7 +53,7 @@ def rule_folder(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "stats.toml").write_text(STATS_RULE)
     (folder / "unknown_function.toml").write_text(UNKNOWN_FUNCTION_RULE)
-    (folder / "kql.toml").write_text(KQL_RULE)
+    (folder / "lucene.toml").write_text(LUCENE_RULE)
     (folder / "good.toml").write_text(GOOD_RULE)
     (folder / "notes.toml").write_text("[metadata]\nowner = 'x'\n")
     return folder
@@ -76,7 +76,7 @@ def test_rule_folder_loads_what_can_run_and_reports_the_rest(rule_folder: Path) 
     assert reasons["stats.toml"].startswith("STATS is not supported")
     assert "at line 3, column 3" in reasons["stats.toml"]
     assert reasons["unknown_function.toml"] == "unknown function FOO at line 3, column 12"
-    assert "language kuery is not supported" in reasons["kql.toml"]
+    assert "language lucene is not supported" in reasons["lucene.toml"]
     assert "not a rule file" in reasons["notes.toml"]
 
 
