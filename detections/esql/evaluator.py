@@ -16,7 +16,7 @@ from typing import Any
 from auditstream.detections.esql import ast
 from auditstream.detections.esql.gate import RuleGate
 from auditstream.detections.esql.rule import EsqlRule
-from auditstream.detections.esql.scope import METADATA_FIELDS, Row, Stage
+from auditstream.detections.esql.scope import METADATA_FIELDS, WHOLE_DOCUMENT, Row, Stage
 from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.event.fields import compile_field
 from auditstream.detections.event_view import EventView
@@ -52,7 +52,10 @@ class EsqlFamily:
             node.rules.append(rule)
         self.shared_stages = _count_shared(self._root)
         reads = dict.fromkeys(name for rule in self.rules for name in rule.query.reads)
-        self._key_readers = tuple(_key_reader(name) for name in reads)
+        # A rule that reads the whole document (KQL()) makes hits a function of every field:
+        # no key short of the event itself, so such a family does not memoise.
+        self._memoise = WHOLE_DOCUMENT not in reads
+        self._key_readers = tuple(_key_reader(name) for name in reads if self._memoise)
         self._memo: KeyedMemo[tuple[Hashable, ...], tuple[RuleHit, ...]] = KeyedMemo()
 
     def fires_on_nothing(self, audit: Mapping[str, Any]) -> bool:
@@ -64,14 +67,16 @@ class EsqlFamily:
         event = view.event
         if not self.gate.admits(event):
             return []
-        key = tuple(read(event) for read in self._key_readers)
-        known = self._memo.get(key)
-        if known is not None:
-            return list(known)
+        key = tuple(read(event) for read in self._key_readers) if self._memoise else None
+        if key is not None:
+            known = self._memo.get(key)
+            if known is not None:
+                return list(known)
         found: list[RuleHit] = []
         for source in self._root.children:
             _walk(source, Row(event, {}), found)
-        self._memo.put(key, tuple(found))
+        if key is not None:
+            self._memo.put(key, tuple(found))
         return found
 
 

@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
-from auditstream.detections.esql.functions import compile_call
+from auditstream.detections.esql.functions import FUNCTIONS, compile_call
 from auditstream.detections.esql.scope import (
     METADATA_FIELDS,
+    WHOLE_DOCUMENT,
     Evaluator,
     Row,
     Scope,
@@ -32,7 +33,9 @@ def compile_expression(expr: ast.Expr, scope: Scope) -> Evaluator:
             return lambda row: value
         case ast.FieldRef(name=name, pos=pos):
             return _field(name, pos, scope)
-        case ast.Call(args=args):
+        case ast.Call(name=name, args=args):
+            if FUNCTIONS[name].reads_document:
+                scope.reads[WHOLE_DOCUMENT] = None
             return compile_call(expr, [compile_expression(a, scope) for a in args])
         case ast.Compare(op=op, left=left, right=right):
             return _compare(op, compile_expression(left, scope), compile_expression(right, scope))

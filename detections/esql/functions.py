@@ -18,9 +18,11 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final
 
+from auditstream.detections.elastic.mapping import elastic_document
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
 from auditstream.detections.esql.url_decode import java_url_decode
+from auditstream.detections.kql import compile_kql
 from auditstream.detections.memo import memo
 from auditstream.detections.regex.java.pattern import JavaRegex, compile_java_regex
 from auditstream.detections.values import Scalar, Value
@@ -363,6 +365,19 @@ def _concat(call: ast.Call, args: list[Evaluator]) -> Evaluator:
     return _strings(lambda *parts: "".join(parts), args)
 
 
+def _kql(call: ast.Call, args: list[Evaluator]) -> Evaluator:
+    """``KQL(query)``: a KQL query on the event's indexed document, true or false (never null),
+    as Elasticsearch runs it as a Lucene query beside the ES|QL filter."""
+    text = _constant(call.args[0])
+    if not isinstance(text, str):
+        raise QuerySyntaxError("KQL takes a constant string query")
+    try:
+        query = compile_kql(text)
+    except QuerySyntaxError as err:
+        raise QuerySyntaxError(f"KQL query: {err}") from err
+    return lambda row: query.predicate(elastic_document(row.event))
+
+
 Builder = Callable[[ast.Call, list[Evaluator]], Evaluator]
 
 
@@ -377,6 +392,9 @@ class Function:
     min_args: int
     max_args: int | None  # None: any number
     build: Builder
+    reads_document: bool = False
+    """Reads the whole indexed document rather than its arguments (``KQL()``): the rule's
+    outcome is then a function of the whole event, which the hit memo must know."""
 
 
 FUNCTIONS: Final[Mapping[str, Function]] = MappingProxyType(
@@ -400,5 +418,6 @@ FUNCTIONS: Final[Mapping[str, Function]] = MappingProxyType(
         "CIDR_MATCH": Function(2, None, _cidr_match),
         "TO_STRING": Function(1, 1, _to_string),
         "TO_INTEGER": Function(1, 1, _to_integer),
+        "KQL": Function(1, 1, _kql, reads_document=True),
     }
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
@@ -19,6 +19,10 @@ from auditstream.detections.values import Value
 """The index Elastic Agent's Kubernetes audit integration writes to; FROM patterns must match it."""
 
 METADATA_FIELDS = frozenset({"_id", "_index", "_version", "_ignored", "_score", "_source"})
+
+
+WHOLE_DOCUMENT: Final = "<document>"
+"""Recorded in a query's reads when a function reads the whole indexed document (``KQL()``)."""
 
 
 class Row:

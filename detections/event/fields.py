@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Final
 
+from auditstream.detections.elastic.mapping import elastic_document
 from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.event.field_path import (
-    MISSING,
     FieldPath,
     ecs_key,
     lookup_annotation,
@@ -19,41 +19,25 @@ AUDIT_FIELD_PREFIX: Final = "kubernetes.audit."
 
 Getter = Callable[[AuditEvent], Value]
 
-RAW_DERIVED_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "@timestamp": ("stageTimestamp", "requestReceivedTimestamp"),
-    "source.ip": ("sourceIPs",),
-    "user_agent.original": ("userAgent",),
-    "user.name": ("user.username",),
-}
-"""ECS columns that raw (non-ECS) input derives from the audit event, first present path wins.
-``source.ip`` takes the first of ``sourceIPs`` (the client, before any proxies), as Elastic's
-integration does. Every other non-``kubernetes.audit`` column is null for raw input."""
-
 
 def compile_field(name: str) -> Getter:
     """Resolve an ES|QL column name once, at rule load, into a getter for any event shape.
 
     ``kubernetes.audit.<path>`` walks ``event.audit`` (``annotations.<key>`` accepts both the
-    ECS spelling ``authorization_k8s_io/decision`` and the raw ``authorization.k8s.io/decision``);
-    any other name walks the ECS ``document``, or, for raw input, one of
-    :data:`RAW_DERIVED_FIELDS`. Metadata columns (``_id``, ``_index``, ...) are the engine's.
+    ECS spelling ``authorization_k8s_io/decision`` and the raw ``authorization.k8s.io/decision``).
+    Any other name walks the ECS ``document``, or, for raw input, the document Elastic's
+    integration would have indexed (``elastic.mapping.elastic_document``: ``event.action``,
+    ``user.name``, every member of ``sourceIPs`` as ``source.ip``, the data stream's constant
+    fields). Metadata columns (``_id``, ``_index``, ...) are the engine's.
     """
     if name.startswith(AUDIT_FIELD_PREFIX):
         return _audit_getter(name[len(AUDIT_FIELD_PREFIX) :])
-    document_path = FieldPath(name)
-    derived = tuple(FieldPath(p) for p in RAW_DERIVED_FIELDS.get(name, ()))
-    first_only = name == "source.ip"
+    path = FieldPath(name)
 
     def get(event: AuditEvent) -> Value:
         if event.document is not None:
-            return to_value(document_path.lookup(event.document))
-        for path in derived:
-            raw = path.lookup(event.audit)
-            if raw is not MISSING and raw is not None:
-                if first_only and isinstance(raw, list):
-                    return to_value(raw[:1])
-                return to_value(raw)
-        return None
+            return to_value(path.lookup(event.document))
+        return to_value(path.lookup(elastic_document(event).source))
 
     return get
 
