@@ -5,17 +5,19 @@ Almost every audit event is routine API traffic, and every shipped rule starts w
 long way (a row, a closure chain, three-valued logic) costs more than the rest of a routine
 event's handling, so the :class:`auditstream.detections.engine.Detector` asks the gate first.
 
-The gate is exact, not a heuristic. A rule *opens* with a literal when its first stage is a
-``WHERE`` (it runs on the source fields: no EVAL or RENAME before it can redefine the column)
-whose first conjunct is ``<subresource field> == "<literal>"`` in either operand order. The stage
-stops at the first conjunct that is not true, and a comparison never raises (non-comparable
-operands give null), so for an event whose subresource value is not a string equal to one of
-the literals, nothing else of the rule is evaluated and it cannot fire. The value is read as
-the compiled rule reads it (:func:`auditstream.detections.event.audit_event.compile_field` resolves
-every
-``kubernetes.audit.*`` field but annotations as a :class:`FieldPath` over the event's audit
-object), so every input shape and spelling resolves the same way. One rule that does not open
-this way turns the gate off: every event goes to the rules.
+The gate is exact, not a heuristic. A rule's *requirements* are the leading conjuncts of its
+first stage, when that stage is a ``WHERE`` (it runs on the source fields: no EVAL or RENAME
+before it can redefine a column): ``<field> == "<literal>"`` in either operand order, or
+``<field> IN ("<a>", ...)`` (:func:`opening_requirements`). The stage stops at the first
+conjunct that is not true, and such a comparison never raises (non-comparable operands give
+null), so for an event that fails one of them nothing after it is evaluated and the rule cannot
+fire. Rules are indexed by their requirements on a few selective fields
+(:mod:`auditstream.detections.ruleset.rule_index`); the gate admits an event when some rule is a
+candidate. The values are read as the compiled rule reads them
+(:func:`auditstream.detections.event.fields.compile_field` resolves every ``kubernetes.audit.*``
+field but annotations as a path over the event's audit object), so every input shape and
+spelling resolves the same way. One rule with no indexed requirement turns the gate off: every
+event goes to the rules.
 """
 
 from __future__ import annotations
@@ -26,47 +28,116 @@ from typing import Any, Final
 from auditstream.detections.esql import ast
 from auditstream.detections.esql.rule import EsqlRule
 from auditstream.detections.event.audit_event import AuditEvent
-from auditstream.detections.event.field_path import FieldPath, to_value
-from auditstream.detections.event.fields import AUDIT_FIELD_PREFIX
+from auditstream.detections.event.fields import compile_field
+from auditstream.detections.ruleset.rule_index import RuleIndex
+from auditstream.detections.values import Scalar, Value
 
 SUBRESOURCE_FIELD: Final = "kubernetes.audit.objectRef.subresource"
+_AUDIT_ONLY: Final = ("event.action",)
+"""Index fields the gate does not read (ES|QL takes event.action from the Elastic document,
+which the gate must not build): requirements on them count as met."""
 
 
 class RuleGate:
     """Stateless after construction; one instance serves every event and thread."""
 
-    __slots__ = ("_path", "subresources")
+    __slots__ = ("_index", "_readers", "subresources")
 
-    def __init__(self, subresources: frozenset[str] | None) -> None:
+    def __init__(
+        self, index: RuleIndex[EsqlRule] | None, subresources: frozenset[str] | None = None
+    ) -> None:
+        self._index = index
         self.subresources = subresources
-        """The subresources some rule can fire on; ``None`` when the gate is off."""
-        self._path = FieldPath(SUBRESOURCE_FIELD.removeprefix(AUDIT_FIELD_PREFIX))
+        """When every rule opens with ``<subresource> == "<literal>"``: those literals (what
+        ``auditstream rules show`` reports); ``None`` otherwise or when the gate is off."""
+        used = index.fields if index is not None else ()
+        self._readers = {name: compile_field(name) for name in used if name not in _AUDIT_ONLY}
 
     @classmethod
     def for_rules(cls, rules: Sequence[EsqlRule]) -> RuleGate:
-        literals: set[str] = set()
-        for rule in rules:
-            literal = opening_subresource(rule)
-            if literal is None:
-                return cls(None)
-            literals.add(literal)
-        return cls(frozenset(literals))
+        literals = [opening_subresource(rule) for rule in rules]
+        subresources = None if None in literals else frozenset(str(x) for x in literals)
+        # ES|QL compares a number with a string literal as null: it never meets a requirement.
+        index = RuleIndex(rules, opening_requirements, non_strings_match=False)
+        return cls(index, subresources)
+
+    @property
+    def on(self) -> bool:
+        """Whether the gate turns anything away (every rule opens on an indexed value)."""
+        return self._index is not None and not self._index.unindexed
 
     def admits(self, event: AuditEvent) -> bool:
         """False only when no loaded ES|QL rule can fire on ``event`` (see the module doc).
 
-        Raises what the rules' own read of the field would raise, so an event that breaks
+        Raises what the rules' own read of the fields would raise, so an event that breaks
         evaluation is refused the same way with or without the gate.
         """
-        return self.admits_audit(event.audit)
+        index = self._index
+        if index is None or index.unindexed:
+            return True
+        readers = self._readers
+        found = index.candidates(lambda name: _values(readers[name](event)), unknown=_AUDIT_ONLY)
+        return bool(found)
 
     def admits_audit(self, audit: Mapping[str, Any]) -> bool:
-        """:meth:`admits` for an event's audit object (no :class:`AuditEvent` needed)."""
-        allowed = self.subresources
-        if allowed is None:
-            return True
-        value = to_value(self._path.lookup(audit))
-        return isinstance(value, str) and value in allowed
+        """:meth:`admits` for an event's audit object (no decoded event needed: the index
+        fields are read from the audit object alone)."""
+        return self.on is False or self.admits(AuditEvent(audit, None, "event"))
+
+
+def _values(value: Value) -> tuple[Scalar, ...]:
+    if value is None:
+        return ()
+    return value if isinstance(value, tuple) else (value,)
+
+
+def opening_requirements(rule: EsqlRule) -> dict[str, frozenset[str]]:
+    """What the leading conjuncts of a first-stage ``WHERE`` require of the source fields.
+
+    Only the conjuncts before the first one that could raise or read anything but a source
+    field count: ``<field> == "<literal>"`` (either order) and ``<field> IN ("<a>", ...)``.
+    The stage stops at the first conjunct that is not true, so for an event that fails one of
+    them nothing after it is evaluated (no error can surface) and the rule cannot fire. A
+    multi-valued field compares as null, so "one of its values is in the set" is necessary.
+    """
+    stages = rule.query.stages
+    if not stages or not isinstance(stages[0][0], ast.Where):
+        return {}
+    required: dict[str, frozenset[str]] = {}
+    for conjunct in _conjuncts(stages[0][0].condition):
+        found = _requirement(conjunct)
+        if found is None:
+            break
+        field, values = found
+        required[field] = required[field] & values if field in required else values
+    return required
+
+
+def _conjuncts(condition: ast.Expr) -> list[ast.Expr]:
+    if isinstance(condition, ast.Logical) and condition.op == "AND":
+        return [*_conjuncts(condition.left), *_conjuncts(condition.right)]
+    return [condition]
+
+
+def _requirement(conjunct: ast.Expr) -> tuple[str, frozenset[str]] | None:
+    if isinstance(conjunct, ast.Compare) and conjunct.op == "==":
+        for field, literal in ((conjunct.left, conjunct.right), (conjunct.right, conjunct.left)):
+            if (
+                isinstance(field, ast.FieldRef)
+                and isinstance(literal, ast.Literal)
+                and isinstance(literal.value, str)
+            ):
+                return field.name, frozenset({literal.value})
+        return None
+    if (
+        isinstance(conjunct, ast.InList)
+        and not conjunct.negated
+        and isinstance(conjunct.operand, ast.FieldRef)
+        and all(isinstance(i, ast.Literal) and isinstance(i.value, str) for i in conjunct.items)
+    ):
+        values = frozenset(str(i.value) for i in conjunct.items if isinstance(i, ast.Literal))
+        return conjunct.operand.name, values
+    return None
 
 
 def opening_subresource(rule: EsqlRule) -> str | None:

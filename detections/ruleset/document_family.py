@@ -38,7 +38,10 @@ class DocumentFamily:
         and none under the audit's own values of the index fields."""
         if not self.shortcuts or self._index.unindexed:
             return False
-        return not self._index.candidates(ElasticDocument({"kubernetes": {"audit": audit}}).values)
+        # Only the audit object is known here: event.action (the verb for raw input, whatever
+        # an ECS document says for ECS input) counts as met.
+        audit_only = _audit_document(audit).values
+        return not self._index.candidates(audit_only, unknown=("event.action",))
 
     def hits(self, view: EventView) -> list[RuleHit]:
         candidates = self._index.candidates(_audit_values(view))
@@ -57,7 +60,25 @@ def _audit_values(view: EventView) -> Any:
     indexed (every index field is an audit field the mapping copies unchanged)."""
     if view.event.document is not None:
         return view.elastic.values  # an ECS document: read it as given
-    return ElasticDocument({"kubernetes": {"audit": view.event.audit}}).values
+    audit = view.event.audit
+    return _audit_document(audit, {"action": audit["verb"]}).values
+
+
+def _audit_document(audit: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> Any:
+    """A document holding the audit object as the mapping indexes it, enough for the index
+    fields: the integration copies them unchanged but drops empty strings (its final script),
+    and copies the verb to ``event.action`` unless it is empty."""
+    source: dict[str, Any] = {"kubernetes": {"audit": audit}}
+    if event is not None and event.get("action"):
+        source["event"] = event
+    return _NonEmpty(source)
+
+
+class _NonEmpty(ElasticDocument):
+    __slots__ = ()
+
+    def values(self, field: str) -> tuple[Any, ...]:
+        return tuple(value for value in super().values(field) if value != "")
 
 
 def _read_fields(rule: DocumentRule, document: ElasticDocument) -> dict[str, Value]:

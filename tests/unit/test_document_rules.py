@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from auditstream.detections.alert import SourceRef
+from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.elastic.mapping import elastic_source
 from auditstream.detections.engine import Detector
 from auditstream.detections.event.decode import decode_message
+from auditstream.detections.pipeline import ROUTINE, DetectionPipeline
 from auditstream.detections.ruleset.loader import load_rules
 
 RULE = """
@@ -131,3 +134,45 @@ def test_eql_hit_carries_the_fields_it_read_and_the_rule_metadata(eql_detector: 
     assert hit.fields["kubernetes.audit.verb"] == "delete"
     assert hit.rule.language == "eql" and hit.rule.index == ("logs-kubernetes.audit_logs-*",)
     assert (hit.rule.lookback, hit.rule.interval) == ("now-6m", "5m")
+
+
+KQL_SECRETS = (
+    'event.action:(get or list) and kubernetes.audit.objectRef.resource:"secrets" '
+    "and not user.name:system\\:kube-controller-manager"
+)
+EQL_WATCH = (
+    'any where data_stream.dataset == "kubernetes.audit_logs" and '
+    'kubernetes.audit.verb == "watch" and kubernetes.audit.objectRef.resource in ("secrets")'
+)
+ESQL_KQL = (
+    "FROM logs-kubernetes.audit_logs-*\n"
+    '| WHERE kubernetes.audit.objectRef.resource IN ("pods", "configmaps") AND '
+    'kubernetes.audit.verb IN ("patch", "get") AND KQL("""user.name:*""")\n'
+    "| EVAL who = user.name | KEEP who"
+)
+
+
+def test_every_shortcut_keeps_the_verdicts_on_generated_traffic(tmp_path: Path) -> None:
+    """KQL, EQL and ES|QL-with-KQL() rules beside the shipped ones, on generated traffic in
+    every input shape: the rule index and the gates change no outcome, and they do skip work."""
+    from tests.unit.test_fast_path import _clock, _outcome, _shaped  # noqa: PLC0415
+
+    _write(tmp_path, "kql", language="kuery", type="query", rule_id="r-kql", query=KQL_SECRETS)
+    _write(tmp_path, "eql", language="eql", type="eql", rule_id="r-eql", query=EQL_WATCH)
+    _write(tmp_path, "esql", language="esql", type="esql", rule_id="r-esql", query=ESQL_KQL)
+    loaded = load_rules([tmp_path], builtin=True)
+    assert loaded.problems == ()
+    fast, slow = Detector(loaded.rules), Detector(loaded.rules, gate=False)
+    assert fast.gate.on and not slow.gate.on
+    fired: set[str] = set()
+    routine = 0
+    quick = DetectionPipeline(fast, RecentAlerts(100_000), clock=_clock)
+    full = DetectionPipeline(slow, RecentAlerts(100_000), clock=_clock)
+    for data in _shaped(5, 2500, 0.02):
+        outcome = _outcome(quick, data)
+        assert outcome == _outcome(full, data), data
+        if outcome[0] == "ok":
+            fired |= {json.loads(a)["rule"]["id"] for a in outcome[1][2]}
+        routine += quick.process_message(data, SourceRef("file")) is ROUTINE
+    assert {"r-kql", "r-eql", "r-esql"} <= fired
+    assert routine > 500  # the routine fast path still turns events away
