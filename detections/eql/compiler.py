@@ -87,6 +87,8 @@ class EqlPredicate:
     predicate: Predicate
     fields: frozenset[str]
     required_values: Mapping[str, frozenset[str]]
+    required_present: frozenset[str] = frozenset()
+    """Fields that must hold a value to match (not derived for EQL yet: always empty)."""
 
     def __call__(self, doc: ElasticDocument) -> bool:
         return self.predicate(doc)

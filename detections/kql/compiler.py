@@ -78,6 +78,10 @@ class KqlPredicate:
     fields: frozenset[str]
     unmapped: frozenset[str]
     required_values: Mapping[str, frozenset[str]]
+    required_present: frozenset[str] = frozenset()
+    """Fields that must hold an indexed value for a document to match: those of top-level
+    ``and`` conjuncts (through nested ``and`` groups) that are a positive ``F:value`` or ``F:*``
+    (an exists, a term, a phrase or a wildcard never matches a field without values)."""
 
     def __call__(self, doc: ElasticDocument) -> bool:
         return self.predicate(doc)
@@ -94,6 +98,7 @@ def compile_kql(text: str) -> KqlPredicate:
         fields=fields,
         unmapped=frozenset(f for f in fields if field_kind(f) == "unmapped"),
         required_values=MappingProxyType(_required(tree)),
+        required_present=_present(tree),
     )
 
 
@@ -372,6 +377,16 @@ def _fields(node: ast.Node) -> Iterator[str]:
             yield from _fields(query)
         case _:
             return
+
+
+def _present(node: ast.Node) -> frozenset[str]:
+    if isinstance(node, ast.And):
+        return frozenset().union(*(_present(item) for item in node.items))
+    if isinstance(node, ast.Is) and isinstance(node.field, ast.Literal):
+        name = _field_name(node.field)
+        if field_kind(name) in ("keyword", "constant", "flattened", "text"):
+            return frozenset({name})
+    return frozenset()
 
 
 def _required(node: ast.Node) -> dict[str, frozenset[str]]:

@@ -8,15 +8,16 @@ when some rule is a candidate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Final
 
 from auditstream.detections.elastic.document import ElasticDocument
 from auditstream.detections.event_view import EventView
 from auditstream.detections.rule_hit import RuleHit
 from auditstream.detections.ruleset.document_rule import DocumentRule
 from auditstream.detections.ruleset.rule_index import RuleIndex
-from auditstream.detections.values import Value
+from auditstream.detections.values import Scalar, Value
 
 
 class DocumentFamily:
@@ -30,7 +31,9 @@ class DocumentFamily:
         self.rules = tuple(rules)
         self.shortcuts = shortcuts
         self._index = RuleIndex(
-            self.rules, (lambda rule: rule.required_values) if shortcuts else (lambda _: {})
+            self.rules,
+            (lambda rule: rule.required_values) if shortcuts else (lambda _: {}),
+            present=(lambda rule: rule.required_present) if shortcuts else (lambda _: ()),
         )
 
     def fires_on_nothing(self, audit: Mapping[str, Any]) -> bool:
@@ -38,13 +41,20 @@ class DocumentFamily:
         and none under the audit's own values of the index fields."""
         if not self.shortcuts or self._index.unindexed:
             return False
-        # Only the audit object is known here: event.action (the verb for raw input, whatever
-        # an ECS document says for ECS input) counts as met.
-        audit_only = _audit_document(audit).values
-        return not self._index.candidates(audit_only, unknown=("event.action",))
+        # Only the audit object is known here, not whether it came raw or in an ECS document:
+        # event.action counts as met, and empty strings (dropped from raw events) as values.
+        values = _index_values(audit, drop_empty=False, action=())
+        return not self._index.candidates(values, unknown=("event.action",))
 
     def hits(self, view: EventView) -> list[RuleHit]:
-        candidates = self._index.candidates(_audit_values(view))
+        event = view.event
+        if event.document is None:  # raw: the mapping drops empty strings, copies the verb
+            verb = event.audit.get("verb")
+            values = _index_values(event.audit, drop_empty=True, action=(verb,) if verb else ())
+        else:  # an ECS document is indexed as given
+            action = ElasticDocument(event.document).values("event.action")
+            values = _index_values(event.audit, drop_empty=False, action=action)
+        candidates = self._index.candidates(values)
         if not candidates:
             return []
         document = view.elastic
@@ -55,30 +65,54 @@ class DocumentFamily:
         ]
 
 
-def _audit_values(view: EventView) -> Any:
-    """The index fields' values without the Elastic document where the audit holds them as
-    indexed (every index field is an audit field the mapping copies unchanged)."""
-    if view.event.document is not None:
-        return view.elastic.values  # an ECS document: read it as given
-    audit = view.event.audit
-    return _audit_document(audit, {"action": audit["verb"]}).values
+AUDIT_PREFIX: Final = "kubernetes.audit."
 
 
-def _audit_document(audit: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> Any:
-    """A document holding the audit object as the mapping indexes it, enough for the index
-    fields: the integration copies them unchanged but drops empty strings (its final script),
-    and copies the verb to ``event.action`` unless it is empty."""
-    source: dict[str, Any] = {"kubernetes": {"audit": audit}}
-    if event is not None and event.get("action"):
-        source["event"] = event
-    return _NonEmpty(source)
+def _index_values(
+    audit: Mapping[str, Any], *, drop_empty: bool, action: tuple[Scalar, ...]
+) -> Callable[[str], tuple[Scalar, ...]]:
+    """The index and presence fields' values as Elasticsearch would index them, read from the
+    audit object without building the Elastic document (the mapping copies these audit fields
+    unchanged; ``event.action`` is given). Plain nested objects take a fast walk; a list or a
+    dotted key on the way takes the general one, so the answer is the same either way."""
+
+    def values(name: str) -> tuple[Scalar, ...]:
+        if name == "event.action":
+            return action
+        found = _walk(audit, _segments(name))
+        if found is None:
+            found = ElasticDocument({"kubernetes": {"audit": audit}}).values(name)
+        if drop_empty and "" in found:
+            return tuple(v for v in found if v != "")
+        return found
+
+    return values
 
 
-class _NonEmpty(ElasticDocument):
-    __slots__ = ()
+@lru_cache(maxsize=256)
+def _segments(name: str) -> tuple[str, ...]:
+    return tuple(name.removeprefix(AUDIT_PREFIX).split("."))
 
-    def values(self, field: str) -> tuple[Any, ...]:
-        return tuple(value for value in super().values(field) if value != "")
+
+def _walk(node: object, segments: tuple[str, ...]) -> tuple[Scalar, ...] | None:
+    """Leaf values at ``segments`` under plain nested dicts; ``None`` when a list or a dotted
+    key is in the way (then only the general walk is exact)."""
+    for segment in segments:
+        if type(node) is not dict:
+            return None if isinstance(node, list) else ()
+        if "." in "".join(node):  # "a.b" keys: the path may be spelled more than one way
+            return None
+        node = node.get(segment, _MISSING)
+        if node is _MISSING:
+            return ()
+    if isinstance(node, str | int | float | bool):
+        return (node,)
+    if isinstance(node, list):
+        return None
+    return ()
+
+
+_MISSING: Final = object()
 
 
 def _read_fields(rule: DocumentRule, document: ElasticDocument) -> dict[str, Value]:

@@ -32,6 +32,9 @@ class DocumentQuery(Protocol):
     @property
     def required_values(self) -> Mapping[str, frozenset[str]]: ...
 
+    @property
+    def required_present(self) -> frozenset[str]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class DocumentRule:
@@ -43,6 +46,10 @@ class DocumentRule:
     @property
     def required_values(self) -> Mapping[str, frozenset[str]]:
         return self.query.required_values
+
+    @property
+    def required_present(self) -> frozenset[str]:
+        return self.query.required_present
 
     @property
     def reads(self) -> frozenset[str]:

@@ -34,6 +34,9 @@ INDEX_FIELDS: Final = (
 (the ``kubernetes.audit`` ones are copied unchanged by the mapping; ``event.action`` is the
 verb for raw input)."""
 
+PRESENCE_PREFIX: Final = "kubernetes.audit."
+"""Presence requirements are kept for audit fields only: readable from the audit object."""
+
 Requirements = Mapping[str, frozenset[str]]
 """Per field, the values of which one must be indexed under it for the rule to match."""
 Values = Callable[[str], tuple[Scalar, ...]]
@@ -48,9 +51,12 @@ class RuleIndex(Generic[_R]):
         requirements: Callable[[_R], Requirements],
         *,
         non_strings_match: bool = True,
+        present: Callable[[_R], Collection[str]] = lambda _: (),
     ) -> None:
         """``non_strings_match``: whether a number or boolean value may satisfy a string
-        requirement (a keyword field indexes ``true`` as "true"; ES|QL compares it as null)."""
+        requirement (a keyword field indexes ``true`` as "true"; ES|QL compares it as null).
+        ``present``: fields of :data:`PRESENCE_PREFIX` that must hold a value for the rule to
+        match (the ``impersonatedUser`` of an impersonation rule)."""
         self.rules = tuple(rules)
         self._widen = non_strings_match
         by_value: dict[str, dict[str, list[int]]] = {}
@@ -62,12 +68,22 @@ class RuleIndex(Generic[_R]):
                 for value in values:
                     by_value.setdefault(field, {}).setdefault(value, []).append(position)
         self._needs = tuple(needs)
+        self._present: dict[str, tuple[int, ...]] = {}
+        for position, rule in enumerate(self.rules):
+            for field in present(rule):
+                if field.startswith(PRESENCE_PREFIX):
+                    self._present[field] = (*self._present.get(field, ()), position)
+        with_presence = {p for positions in self._present.values() for p in positions}
+        self.unindexed = tuple(
+            rule
+            for position, rule in enumerate(self.rules)
+            if not needs[position] and position not in with_presence
+        )
         self._by_value = {f: {v: tuple(ps) for v, ps in vs.items()} for f, vs in by_value.items()}
         self._all = {
             field: tuple(sorted({p for ps in table.values() for p in ps}))
             for field, table in self._by_value.items()
         }
-        self.unindexed = tuple(r for r, need in zip(self.rules, needs, strict=True) if not need)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -93,6 +109,10 @@ class RuleIndex(Generic[_R]):
                     hit.update(self._all[field])
             for position in hit:
                 met[position] += 1
+        for field, positions in self._present.items():
+            if field not in unknown and not values(field):
+                for position in positions:
+                    met[position] = -1
         skipped = set(unknown)
         return [
             rule

@@ -11,20 +11,22 @@ from auditstream.detections.ruleset.rule_index import INDEX_FIELDS, RuleIndex
 from auditstream.detections.values import Scalar
 
 VALUES = ["get", "list", "create", "secrets", "pods", "exec", "", "true"]
-FIELDS = [*INDEX_FIELDS, "user.name"]
+FIELDS = [*INDEX_FIELDS, "user.name", "kubernetes.audit.impersonatedUser.username"]
 
 
 @dataclass(frozen=True)
 class FakeRule:
     name: str
     required: dict[str, frozenset[str]]
+    present: frozenset[str] = frozenset()
 
     def could_match(self, doc: dict[str, tuple[Scalar, ...]]) -> bool:
-        """What the index may assume: every requirement needs an exactly equal string."""
+        """What the index may assume: every requirement needs an exactly equal string, every
+        presence requirement some value."""
         return all(
             any(not isinstance(v, str) or v in values for v in doc.get(f, ()))
             for f, values in self.required.items()
-        )
+        ) and all(doc.get(f) for f in self.present)
 
 
 requirements = st.dictionaries(
@@ -38,12 +40,16 @@ documents = st.dictionaries(
 )
 
 
-@given(st.lists(requirements, max_size=12), documents)
+@given(
+    st.lists(st.tuples(requirements, st.frozensets(st.sampled_from(FIELDS))), max_size=12),
+    documents,
+)
 def test_every_rule_that_could_match_is_a_candidate_in_load_order(
-    required: list[dict[str, frozenset[str]]], doc: dict[str, tuple[Scalar, ...]]
+    required: list[tuple[dict[str, frozenset[str]], frozenset[str]]],
+    doc: dict[str, tuple[Scalar, ...]],
 ) -> None:
-    rules = [FakeRule(f"r{i}", r) for i, r in enumerate(required)]
-    index = RuleIndex(rules, lambda rule: rule.required)
+    rules = [FakeRule(f"r{i}", r, present) for i, (r, present) in enumerate(required)]
+    index = RuleIndex(rules, lambda rule: rule.required, present=lambda rule: rule.present)
     candidates = index.candidates(lambda field: doc.get(field, ()))
     assert [r for r in rules if r.could_match(doc)] == [r for r in candidates if r.could_match(doc)]
     assert candidates == [r for r in rules if r in candidates]  # load order
@@ -59,6 +65,17 @@ def test_a_routine_event_evaluates_only_the_rules_of_its_values() -> None:
     assert index.candidates(lambda f: doc.get(f, ())) == [anything]
     doc = {"kubernetes.audit.objectRef.resource": ("secrets",)}
     assert index.candidates(lambda f: doc.get(f, ())) == [secrets, anything]
+
+
+def test_a_rule_needing_a_missing_field_is_no_candidate() -> None:
+    """An impersonation rule needs impersonatedUser: routine events never evaluate it."""
+    field = "kubernetes.audit.impersonatedUser.username"
+    rule = FakeRule("imp", {"kubernetes.audit.verb": frozenset({"get"})}, frozenset({field}))
+    index = RuleIndex([rule], lambda r: r.required, present=lambda r: r.present)
+    routine = {"kubernetes.audit.verb": ("get",)}
+    assert index.candidates(lambda f: routine.get(f, ())) == []
+    assert index.candidates(lambda f: {**routine, field: ("admin",)}.get(f, ())) == [rule]
+    assert index.unindexed == ()
 
 
 def test_a_non_string_value_takes_every_rule_of_its_field() -> None:
