@@ -28,7 +28,8 @@ from typing import Any, Final
 from auditstream.detections.esql import ast
 from auditstream.detections.esql.rule import EsqlRule
 from auditstream.detections.event.audit_event import AuditEvent
-from auditstream.detections.event.fields import compile_field
+from auditstream.detections.event.field_path import FieldPath, to_value
+from auditstream.detections.event.fields import AUDIT_FIELD_PREFIX
 from auditstream.detections.ruleset.rule_index import RuleIndex
 from auditstream.detections.values import Scalar, Value
 
@@ -41,17 +42,25 @@ which the gate must not build): requirements on them count as met."""
 class RuleGate:
     """Stateless after construction; one instance serves every event and thread."""
 
-    __slots__ = ("_index", "_readers", "subresources")
+    __slots__ = ("_index", "_paths", "_single", "subresources")
 
     def __init__(
         self, index: RuleIndex[EsqlRule] | None, subresources: frozenset[str] | None = None
     ) -> None:
-        self._index = index
+        self._index = index if index is not None and not index.unindexed else None
         self.subresources = subresources
         """When every rule opens with ``<subresource> == "<literal>"``: those literals (what
         ``auditstream rules show`` reports); ``None`` otherwise or when the gate is off."""
-        used = index.fields if index is not None else ()
-        self._readers = {name: compile_field(name) for name in used if name not in _AUDIT_ONLY}
+        used = self._index.fields if self._index is not None else ()
+        # Every index field but event.action is a kubernetes.audit field (never an annotation):
+        # the compiled rule reads it as a path over the audit object, and so does the gate.
+        self._paths = {
+            name: FieldPath(name.removeprefix(AUDIT_FIELD_PREFIX))
+            for name in used
+            if name not in _AUDIT_ONLY
+        }
+        single = self._index.single_field() if self._index is not None else None
+        self._single = single if single is not None and single[0] in self._paths else None
 
     @classmethod
     def for_rules(cls, rules: Sequence[EsqlRule]) -> RuleGate:
@@ -64,7 +73,7 @@ class RuleGate:
     @property
     def on(self) -> bool:
         """Whether the gate turns anything away (every rule opens on an indexed value)."""
-        return self._index is not None and not self._index.unindexed
+        return self._index is not None
 
     def admits(self, event: AuditEvent) -> bool:
         """False only when no loaded ES|QL rule can fire on ``event`` (see the module doc).
@@ -72,17 +81,22 @@ class RuleGate:
         Raises what the rules' own read of the fields would raise, so an event that breaks
         evaluation is refused the same way with or without the gate.
         """
-        index = self._index
-        if index is None or index.unindexed:
-            return True
-        readers = self._readers
-        found = index.candidates(lambda name: _values(readers[name](event)), unknown=_AUDIT_ONLY)
-        return bool(found)
+        return self.admits_audit(event.audit)
 
     def admits_audit(self, audit: Mapping[str, Any]) -> bool:
-        """:meth:`admits` for an event's audit object (no decoded event needed: the index
-        fields are read from the audit object alone)."""
-        return self.on is False or self.admits(AuditEvent(audit, None, "event"))
+        """:meth:`admits` for an event's audit object (no decoded event needed)."""
+        index = self._index
+        if index is None:
+            return True
+        if self._single is not None:  # the usual case: one field, one comparison
+            field, allowed = self._single
+            value = to_value(self._paths[field].lookup(audit))
+            return type(value) is str and value in allowed
+        paths = self._paths
+        found = index.candidates(
+            lambda name: _values(to_value(paths[name].lookup(audit))), unknown=_AUDIT_ONLY
+        )
+        return bool(found)
 
 
 def _values(value: Value) -> tuple[Scalar, ...]:

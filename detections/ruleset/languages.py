@@ -65,6 +65,10 @@ def _language_key(table: Mapping[str, Any]) -> str:
     return str(table.get("language", "")).lower()
 
 
+def _document_family(rules: Sequence[Any], shortcuts: bool) -> RuleFamily:
+    return DocumentFamily(rules, shortcuts=shortcuts)
+
+
 LANGUAGES: tuple[Language, ...] = (
     Language(
         name="esql",
@@ -78,14 +82,14 @@ LANGUAGES: tuple[Language, ...] = (
         rule_type=KqlRule,
         claims=lambda t: _language_key(t) == "kuery",
         compile=document_rule_compiler(KqlRule, compile_kql),
-        family=lambda rules, shortcuts: DocumentFamily(rules, shortcuts=shortcuts),
+        family=_document_family,
     ),
     Language(
         name="eql",
         rule_type=EqlRule,
         claims=lambda t: _language_key(t) == "eql",
         compile=document_rule_compiler(EqlRule, compile_eql),
-        family=lambda rules, shortcuts: DocumentFamily(rules, shortcuts=shortcuts),
+        family=_document_family,
     ),
     Language(
         name="native",
@@ -137,10 +141,12 @@ def language_of(rule: LoadedRule) -> Language:
 
 
 def families(rules: Sequence[LoadedRule], *, shortcuts: bool = True) -> list[RuleFamily]:
-    """One family per language that has loaded rules, in registry order."""
-    built = []
+    """One family per family builder that has loaded rules, in registry order: languages that
+    share a builder (KQL and EQL both query the Elastic document) share one family, so an
+    event is indexed and its document built once for both."""
+    grouped: dict[Callable[[Sequence[Any], bool], RuleFamily], list[LoadedRule]] = {}
     for language in LANGUAGES:
         mine = [rule for rule in rules if isinstance(rule, language.rule_type)]
         if mine:
-            built.append(language.family(mine, shortcuts))
-    return built
+            grouped.setdefault(language.family, []).extend(mine)
+    return [build(members, shortcuts) for build, members in grouped.items()]

@@ -68,6 +68,7 @@ class RuleIndex(Generic[_R]):
                 for value in values:
                     by_value.setdefault(field, {}).setdefault(value, []).append(position)
         self._needs = tuple(needs)
+        self._needed_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._present: dict[str, tuple[int, ...]] = {}
         for position, rule in enumerate(self.rules):
             for field in present(rule):
@@ -90,19 +91,35 @@ class RuleIndex(Generic[_R]):
         """The index fields some rule requires (the only ones :meth:`candidates` reads)."""
         return tuple(self._by_value)
 
+    def single_field(self) -> tuple[str, frozenset[str]] | None:
+        """(field, values) when every rule requires one field and nothing else: a candidate
+        exists exactly when one of the field's string values is among ``values``."""
+        fields = set(self._needs)
+        if self.unindexed or self._present or len(fields) != 1:
+            return None
+        (need,) = fields
+        if len(need) != 1:
+            return None
+        (field,) = need
+        return field, frozenset(self._by_value[field])
+
     def candidates(self, values: Values, *, unknown: Collection[str] = ()) -> list[_R]:
         """The rules that may match a document whose indexed values ``values(field)`` gives, in
         load order. Requirements on ``unknown`` fields (not readable by the caller) count as
         met: that only widens the result."""
         met = [0] * len(self.rules)
+        widen = self._widen
         for field, table in self._by_value.items():
             if field in unknown:
                 continue
+            found = values(field)
+            if not found:
+                continue
             hit: set[int] = set()
-            for value in values(field):
-                if isinstance(value, str):
+            for value in found:
+                if type(value) is str:
                     hit.update(table.get(value, ()))
-                elif self._widen:
+                elif widen:
                     # A number or boolean is indexed in its keyword form ("true", "42"): rather
                     # than reproduce that spelling here, such rare events take every rule of
                     # the field (exact, only slower).
@@ -113,9 +130,16 @@ class RuleIndex(Generic[_R]):
             if field not in unknown and not values(field):
                 for position in positions:
                     met[position] = -1
-        skipped = set(unknown)
+        needed = self._needed(tuple(unknown))
         return [
-            rule
-            for position, rule in enumerate(self.rules)
-            if met[position] == len(self._needs[position] - skipped)
+            rule for rule, got, need in zip(self.rules, met, needed, strict=True) if got == need
         ]
+
+    def _needed(self, unknown: tuple[str, ...]) -> tuple[int, ...]:
+        """Per rule, how many requirements must be met when ``unknown`` fields are not read."""
+        found = self._needed_cache.get(unknown)
+        if found is None:
+            skipped = set(unknown)
+            found = tuple(len(need - skipped) for need in self._needs)
+            self._needed_cache[unknown] = found
+        return found
