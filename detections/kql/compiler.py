@@ -32,6 +32,7 @@ from auditstream.detections.elastic.fields import field_type
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.kql import ast
 from auditstream.detections.kql.parser import parse_kql
+from auditstream.detections.memo import memo
 from auditstream.detections.regex.lucene.parser import AnyString, Concat, Lit, Node
 from auditstream.detections.regex.lucene.regexp import matcher_from_node
 from auditstream.detections.values import Scalar
@@ -623,8 +624,10 @@ def _lowercase(text: str) -> str:
     return "".join(_lower_char(ch) for ch in text)
 
 
+@memo
 def _tokenize(text: str) -> tuple[str, ...]:
-    """The standard analyzer's terms for ``text`` (linear time)."""
+    """The standard analyzer's terms for ``text`` (linear time; memoised, bounded: group and
+    image names repeat across events)."""
     classes = [_word_class(ch) for ch in text]
     tokens: list[str] = []
     start = i = 0
