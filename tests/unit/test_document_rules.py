@@ -5,6 +5,7 @@ reported, never run, when they cannot run per event."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,24 @@ def test_every_shortcut_keeps_the_verdicts_on_generated_traffic(tmp_path: Path) 
         routine += quick.process_message(data, SourceRef("file")) is ROUTINE
     assert {"r-kql", "r-eql", "r-esql"} <= fired
     assert routine > 500  # the routine fast path still turns events away
+
+
+def test_raw_events_and_their_indexed_documents_get_the_same_verdicts(tmp_path: Path) -> None:
+    """Every rule language, on generated raw events and on the documents Elastic's integration
+    would index for them (sent as ECS input): the same rules fire with the same fields."""
+    from devtools.traffic.stream import records  # noqa: PLC0415
+
+    _write(tmp_path, "kql", language="kuery", type="query", rule_id="r-kql", query=KQL_SECRETS)
+    _write(tmp_path, "eql", language="eql", type="eql", rule_id="r-eql", query=EQL_WATCH)
+    _write(tmp_path, "esql", language="esql", type="esql", rule_id="r-esql", query=ESQL_KQL)
+    detector = Detector(load_rules([tmp_path], builtin=True).rules)
+    compared = fired = 0
+    for record in records(random.Random(11), 1500, exec_share=0.05, shapes=("event",)):
+        (event,) = decode_message(record.value) or []
+        as_raw = [(h.rule.rule_id, dict(h.fields)) for h in detector.detect(event)]
+        (indexed,) = decode_message(json.dumps(elastic_source(event)).encode()) or []
+        as_ecs = [(h.rule.rule_id, dict(h.fields)) for h in detector.detect(indexed)]
+        assert as_raw == as_ecs, record.value[:300]
+        compared += 1
+        fired += bool(as_raw)
+    assert compared == 1500 and fired > 50
