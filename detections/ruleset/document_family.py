@@ -76,10 +76,12 @@ def _index_values(
     unchanged; ``event.action`` is given). Plain nested objects take a fast walk; a list or a
     dotted key on the way takes the general one, so the answer is the same either way."""
 
+    dotted: dict[int, bool] = {}  # per object of this audit: has it "a.b" keys?
+
     def values(name: str) -> tuple[Scalar, ...]:
         if name == "event.action":
             return action
-        found = _walk(audit, _segments(name))
+        found = _walk(audit, _segments(name), dotted)
         if found is None:
             found = ElasticDocument({"kubernetes": {"audit": audit}}).values(name)
         if drop_empty and "" in found:
@@ -94,18 +96,24 @@ def _segments(name: str) -> tuple[str, ...]:
     return tuple(name.removeprefix(AUDIT_PREFIX).split("."))
 
 
-def _walk(node: object, segments: tuple[str, ...]) -> tuple[Scalar, ...] | None:
+def _walk(
+    node: object, segments: tuple[str, ...], dotted: dict[int, bool]
+) -> tuple[Scalar, ...] | None:
     """Leaf values at ``segments`` under plain nested dicts; ``None`` when a list or a dotted
-    key is in the way (then only the general walk is exact)."""
+    key is in the way (then only the general walk is exact). ``dotted`` remembers, per object,
+    whether it has "a.b" keys, so each object's keys are scanned once per event."""
     for segment in segments:
         if type(node) is not dict:
             return None if isinstance(node, list) else ()
-        if "." in "".join(node):  # "a.b" keys: the path may be spelled more than one way
+        has_dots = dotted.get(id(node))
+        if has_dots is None:
+            has_dots = dotted[id(node)] = "." in "".join(node)
+        if has_dots:  # "a.b" keys: the path may be spelled more than one way
             return None
         node = node.get(segment, _MISSING)
         if node is _MISSING:
             return ()
-    if isinstance(node, str | int | float | bool):
+    if type(node) is str or isinstance(node, int | float | bool):
         return (node,)
     if isinstance(node, list):
         return None
