@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auditstream.detections.elastic import indexing
 from auditstream.detections.elastic.document import ElasticDocument
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.kql import KqlPredicate, compile_kql, compiler, parse_kql
@@ -347,7 +348,7 @@ def test_text_wildcard_matches_single_tokens() -> None:
 
 
 def test_standard_tokenizer_subset() -> None:
-    tok = compiler._tokenize
+    tok = indexing.tokenize
     assert tok("can't stop 1,000.5 a.b.c x_y") == ("can't", "stop", "1,000.5", "a.b.c", "x_y")
     assert tok("agent:8.1 S:t foo-bar") == ("agent", "8.1", "s:t", "foo", "bar")
     assert tok("日本 Ünïcode") == ("日", "本", "ünïcode")
@@ -465,9 +466,9 @@ def test_wildcard_matches_reference(parts: list[str], text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=30))
 def test_tokenizer_is_total_and_lowercase(text: str) -> None:
-    for token in compiler._tokenize(text):
+    for token in indexing.tokenize(text):
         assert token and len(token) <= 255
-        assert compiler._lowercase(token) == token
+        assert indexing.lowercase(token) == token
 
 
 def test_linear_time_adversarial_wildcard_1mb() -> None:
