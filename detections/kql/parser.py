@@ -22,6 +22,7 @@ expected there, as :class:`QuerySyntaxError` with 1-based line and column.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.kql import ast
@@ -47,6 +48,9 @@ ValueTree = Callable[[ast.Value], ast.Node]
 def parse_kql(text: str) -> ast.Node:
     """The syntax tree of ``text``; raises QuerySyntaxError at the furthest failure."""
     return _Parser(text).parse()
+
+
+_T = TypeVar("_T")
 
 
 class _Parser:
@@ -158,6 +162,14 @@ class _Parser:
         word: str,
         build: Callable[[tuple[ast.Node, ...]], ast.Node],
     ) -> ast.Node | None:
+        items: list[ast.Node] | None = self._separated(item, word)
+        if items is None:
+            return None
+        return items[0] if len(items) == 1 else build(tuple(items))
+
+    def _separated(self, item: Callable[[], _T | None], word: str) -> list[_T] | None:
+        """``item (word item)*``, backtracking over a trailing ``word`` that no item follows
+        (Kibana's grammar: ``x:a and`` at the end is the value ``a and``)."""
         head = item()
         if head is None:
             return None
@@ -170,8 +182,7 @@ class _Parser:
                     items.append(nxt)
                     continue
             self.pos = start
-            break
-        return items[0] if len(items) == 1 else build(tuple(items))
+            return items
 
     def not_query(self) -> ast.Node | None:
         start = self.pos
@@ -272,21 +283,11 @@ class _Parser:
         word: str,
         build: Callable[[tuple[ast.Node, ...]], ast.Node],
     ) -> ValueTree | None:
-        head = item()
-        if head is None:
+        items = self._separated(item, word)
+        if items is None:
             return None
-        items = [head]
-        while True:
-            start = self.pos
-            if self._keyword(word):
-                nxt = item()
-                if nxt is not None:
-                    items.append(nxt)
-                    continue
-            self.pos = start
-            break
         if len(items) == 1:
-            return head
+            return items[0]
         parts = tuple(items)
         return lambda field: build(tuple(part(field) for part in parts))
 
