@@ -124,6 +124,18 @@ class _Parser:
                     return True
         return self._word("not", at) and at + 3 < len(s) and s[at + 3] in _SPACE
 
+    def _enclosed(self, inner: Callable[[], _T], close: str) -> _T | None:
+        """``inner`` between an opening bracket just read and ``close``, spaces allowed inside;
+        ``None`` (position not restored: the caller backtracks) when either is missing."""
+        self._enter()
+        self._spaces()
+        found = inner()
+        self.depth -= 1
+        if found is None:
+            return None
+        self._spaces()
+        return found if self._char(close) else None
+
     def _enter(self) -> None:
         self.depth += 1
         if self.depth > _MAX_DEPTH:
@@ -196,14 +208,9 @@ class _Parser:
     def sub_query(self) -> ast.Node | None:
         start = self.pos
         if self._char("("):
-            self._enter()
-            self._spaces()
-            query = self.or_query()
-            self.depth -= 1
+            query = self._enclosed(self.or_query, ")")
             if query is not None:
-                self._spaces()
-                if self._char(")"):
-                    return query
+                return query
             self.pos = start
         return self.nested_query()
 
@@ -215,14 +222,9 @@ class _Parser:
             if self._char(":"):
                 self._spaces()
                 if self._char("{"):
-                    self._enter()
-                    self._spaces()
-                    query = self.or_query()
-                    self.depth -= 1
+                    query = self._enclosed(self.or_query, "}")
                     if query is not None:
-                        self._spaces()
-                        if self._char("}"):
-                            return ast.Nested(field, query, self.where(start))
+                        return ast.Nested(field, query, self.where(start))
         self.pos = start
         return self.expression()
 
@@ -263,16 +265,14 @@ class _Parser:
     def list_of_values(self) -> ValueTree | None:
         start = self.pos
         if self._char("("):
-            self._enter()
-            self._spaces()
-            tree = self._value_chain(self._and_values, "or", ast.Or)
-            self.depth -= 1
+            tree = self._enclosed(self._or_values, ")")
             if tree is not None:
-                self._spaces()
-                if self._char(")"):
-                    return tree
+                return tree
             self.pos = start
         return self.value()
+
+    def _or_values(self) -> ValueTree | None:
+        return self._value_chain(self._and_values, "or", ast.Or)
 
     def _and_values(self) -> ValueTree | None:
         return self._value_chain(self._not_values, "and", ast.And)
