@@ -58,6 +58,22 @@ def parse_cases(document: Mapping[str, Any]) -> tuple[RuleCase, ...]:
     return tuple(_case(table, number) for number, table in enumerate(tables, start=1))
 
 
+def parse_case_file(document: Mapping[str, Any]) -> dict[str, tuple[RuleCase, ...]]:
+    """A cases file's ``[[cases]]``, by the id of the rule each names (``rule = "<id>"``): the
+    cases of rules whose files are not ours to edit (SigmaHQ's, Elastic's). Raises
+    RuleMetaError naming the bad case."""
+    tables = document.get("cases", [])
+    if not isinstance(tables, list) or not tables:
+        raise RuleMetaError("a cases file needs [[cases]] tables")
+    by_rule: dict[str, list[RuleCase]] = {}
+    for number, table in enumerate(tables, start=1):
+        rule = table.get("rule") if isinstance(table, Mapping) else None
+        if not isinstance(rule, str) or not rule:
+            raise RuleMetaError(f"[[cases]] #{number} needs rule (the id of the rule it tests)")
+        by_rule.setdefault(rule, []).append(_case(table, number))
+    return {rule: tuple(cases) for rule, cases in by_rule.items()}
+
+
 def _case(table: Any, number: int) -> RuleCase:
     where = f"[[cases]] #{number}"
     if not isinstance(table, Mapping):

@@ -30,8 +30,10 @@ from auditstream.detections.ruleset.document_rule import (
     KqlRule,
     document_rule_compiler,
 )
+from auditstream.detections.sigma.family import SigmaFamily
+from auditstream.detections.sigma.rule import SigmaRule
 
-LoadedRule = EsqlRule | DocumentRule | NativeRule
+LoadedRule = EsqlRule | DocumentRule | NativeRule | SigmaRule
 """Every compiled rule has ``meta`` (:class:`RuleMeta`), ``path`` and ``cases``."""
 
 
@@ -59,6 +61,10 @@ class Language:
     compile: Callable[[Mapping[str, Any], str, tuple[RuleCase, ...]], LoadedRule]
     family: Callable[[Sequence[Any], bool], RuleFamily]
     """Build the family of the loaded rules (``bool``: use the language's exact shortcuts)."""
+    shape_independent: bool = False
+    """Must its verdicts be the same on a raw event and on the event's ECS document? (Its
+    cases are then run in both shapes.) Elastic's languages read the indexed document, where
+    the two shapes may differ as Elasticsearch would see them."""
 
 
 def _language_key(table: Mapping[str, Any]) -> str:
@@ -67,6 +73,12 @@ def _language_key(table: Mapping[str, Any]) -> str:
 
 def _document_family(rules: Sequence[Any], shortcuts: bool) -> RuleFamily:
     return DocumentFamily(rules, shortcuts=shortcuts)
+
+
+def _sigma_in_toml(
+    _table: Mapping[str, Any], _path: str, _cases: tuple[RuleCase, ...]
+) -> LoadedRule:
+    raise DetectionError("Sigma rules are YAML files (.yml or .yaml), not a TOML [rule] table")
 
 
 LANGUAGES: tuple[Language, ...] = (
@@ -97,6 +109,14 @@ LANGUAGES: tuple[Language, ...] = (
         claims=lambda t: _language_key(t) == "python" or t.get("type") == "native",
         compile=compile_native_rule,
         family=lambda rules, _gate: NativeFamily(rules),
+    ),
+    Language(
+        name="sigma",
+        rule_type=SigmaRule,
+        claims=lambda t: _language_key(t) == "sigma",
+        compile=_sigma_in_toml,
+        family=lambda rules, shortcuts: SigmaFamily(rules, shortcuts=shortcuts),
+        shape_independent=True,
     ),
 )
 

@@ -62,6 +62,10 @@ class RuleMeta:
     """``from``: how far back each scheduled run looks (``now-6m``); kept for the SIEM."""
     interval: str | None = None
     """How often Elastic schedules it (``5m``); the stream runs it on every event."""
+    status: str | None = None
+    """How mature the rule says it is (Sigma ``status``: stable, test, experimental, ...)."""
+    false_positives: tuple[str, ...] = ()
+    """What the rule's author says can trigger it harmlessly, for the analyst."""
 
     def to_record(self) -> dict[str, Any]:
         """The ``rule`` record of an alert (``schemas/alert.avsc``): the metadata verbatim, so a
@@ -80,6 +84,8 @@ class RuleMeta:
             "index": list(self.index),
             "from": self.lookback,
             "interval": self.interval,
+            "status": self.status,
+            "false_positives": list(self.false_positives),
         }
 
     @classmethod
@@ -109,6 +115,7 @@ class RuleMeta:
             index=_texts(rule, "index"),
             lookback=_optional_text(rule, "from"),
             interval=_optional_text(rule, "interval"),
+            false_positives=_texts(rule, "false_positives"),
         )
 
 

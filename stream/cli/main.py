@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = rules_sub.add_parser(action, help=text)
         _add_rule_options(sub)
+        if action == "test":
+            sub.add_argument(
+                "--cases", action="append", type=Path, default=[], metavar="FILE",
+                help="also run the cases of this file, each naming its rule by id (repeatable)",
+            )  # fmt: skip
         if action == "show":
             sub.add_argument("rule", help="rule id or name (a unique substring is enough)")
     return parser
@@ -71,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_rule_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rules", action="append", type=Path, default=[], metavar="PATH",
-        help="also load rules from this TOML file or folder (repeatable)",
+        help="also load rules from this file or folder: TOML, Sigma .yml/.yaml (repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--no-builtin-rules", action="store_true", help="do not load the rules shipped with us"
@@ -109,7 +114,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--rules", action="append", default=hide, metavar="PATH",
-        help="also load rules from this TOML file or folder (repeatable)",
+        help="also load rules from this file or folder: TOML, Sigma .yml/.yaml (repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--no-builtin-rules", dest="builtin_rules", action="store_false", default=hide,
@@ -141,7 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules = load_rules(args.rules, builtin=not args.no_builtin_rules)
     _report_problems(rules.problems, sys.stderr)
     if args.command == "rules":
-        status = run_rules_command(args.rules_command, rules, getattr(args, "rule", None))
+        status = run_rules_command(
+            args.rules_command,
+            rules,
+            getattr(args, "rule", None),
+            case_files=getattr(args, "cases", []),
+        )
         return max(status, _rules_status(rules, args.rules))
     if not rules.rules:
         print("auditstream: no rule could be loaded", file=sys.stderr)
@@ -165,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _report_problems(problems: Sequence[RuleProblem], stream: IO[str]) -> None:
     for problem in problems:
-        print(f"auditstream: rule not loaded: {problem}", file=stream)
+        what = "file skipped" if problem.skipped else "rule not loaded"
+        print(f"auditstream: {what}: {problem}", file=stream)
 
 
 def _rules_status(rules: RuleSet, named: Sequence[Path]) -> int:

@@ -4,22 +4,27 @@ auditstream.detections.ruleset.cases."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from auditstream.detections.engine import Detector
+from auditstream.detections.errors import RuleLoadError
 from auditstream.detections.esql.rule import EsqlRule
 from auditstream.detections.native import NativeRule
 from auditstream.detections.ruleset.case_runner import check_case
 from auditstream.detections.ruleset.languages import LoadedRule, language_of
-from auditstream.detections.ruleset.loader import RuleSet
+from auditstream.detections.ruleset.loader import RuleSet, load_case_files
+from auditstream.detections.sigma import SigmaRule
 
 
-def run_rules_command(action: str, rules: RuleSet, selector: str | None) -> int:
+def run_rules_command(
+    action: str, rules: RuleSet, selector: str | None, *, case_files: Sequence[Path] = ()
+) -> int:
     if action == "list":
         return _list(rules)
     if action == "show":
         return _show(rules, selector or "")
     if action == "test":
-        return _test(rules)
+        return _test(rules, case_files)
     raise ValueError(f"unknown rules action {action!r}")
 
 
@@ -28,7 +33,9 @@ def _list(rules: RuleSet) -> int:
         kind = language_of(rule).name
         meta = rule.meta
         print(f"{meta.rule_id}  {meta.severity:<8} {meta.risk_score:>3}  {kind:<6}  {meta.name}")
-    print(f"{len(rules.rules)} rules loaded, {len(rules.problems)} not loaded")
+    skipped = sum(problem.skipped for problem in rules.problems)
+    not_loaded = len(rules.problems) - skipped
+    print(f"{len(rules.rules)} rules loaded, {not_loaded} not loaded, {skipped} files skipped")
     return 0
 
 
@@ -54,6 +61,13 @@ def _show(rules: RuleSet, selector: str) -> int:
         for number, (command, _) in enumerate(rule.query.stages, start=2):
             print(f"    {number}. {type(command).__name__.upper()} {_describe(command)}")
         print(f"  alert fields: {', '.join(rule.query.output_columns) or '(none)'}")
+    elif isinstance(rule, SigmaRule):
+        print(f"  language: sigma ({rule.logsource}); status: {meta.status or '(none)'}")
+        print(f"  fields read: {', '.join(rule.reads)}")
+        required = rule.required_values
+        print(f"  indexed by: {', '.join(sorted(required)) or '(evaluated on every event)'}")
+        for note in meta.false_positives:
+            print(f"  false positive: {note}")
     elif isinstance(rule, NativeRule):
         print(f"  native predicate: {rule.predicate_name}")
         print(f"  Elastic twin for parity: {rule.parity_rule_id or '(none)'}")
@@ -88,11 +102,19 @@ def _shared_stage_count(rule: EsqlRule, others: Sequence[LoadedRule]) -> int:
     return best
 
 
-def _test(rules: RuleSet) -> int:
+def _test(rules: RuleSet, case_files: Sequence[Path]) -> int:
+    try:
+        extra = load_case_files(case_files)
+    except RuleLoadError as err:
+        print(f"auditstream: {err}")
+        return 2
     detector = Detector(rules.rules)
     failures = passed = 0
+    for rule_id in sorted(set(extra) - {rule.meta.rule_id for rule in rules.rules}):
+        failures += len(extra[rule_id])
+        print(f"FAIL {len(extra[rule_id])} cases name rule {rule_id}, which is not loaded")
     for rule in rules.rules:
-        for case in rule.cases:
+        for case in (*rule.cases, *extra.get(rule.meta.rule_id, ())):
             problem = check_case(detector, rule, case)
             if problem is None:
                 passed += 1
