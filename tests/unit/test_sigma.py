@@ -23,7 +23,7 @@ from sigma.types import SigmaCasedString, SigmaString
 from auditstream.detections.elastic.mapping import elastic_source
 from auditstream.detections.engine import Detector
 from auditstream.detections.event.decode import events_from_json
-from auditstream.detections.ruleset.loader import load_rules
+from auditstream.detections.ruleset.loader import load_case_files, load_rules
 from auditstream.detections.sigma import SigmaRule, load_sigma_text
 from auditstream.detections.sigma.fields import SHORT_NAMES
 from auditstream.detections.sigma.strings import compile_string
@@ -647,3 +647,28 @@ def test_every_test_the_document_names_exists() -> None:
 def test_the_field_table_is_the_compiled_one() -> None:
     rows = re.findall(r"^\| `(\w+)` \| `([\w.]+)` \|$", DOC.read_text(encoding="utf-8"), re.M)
     assert dict(rows) == dict(SHORT_NAMES)
+
+
+# --- the shipped cases of SigmaHQ's rules (the rules themselves are not shipped) ----------------
+
+SIGMAHQ_CASES = (
+    Path(__file__).resolve().parents[2] / "detections/cases/sigmahq-kubernetes-audit.toml"
+)
+SIGMAHQ_NEVER_FIRES = "597a7e84-187d-458b-9e4f-2f5a0e676711"  # responseStatus.code: 'ALLOW'
+
+
+def test_sigmahq_cases_cover_all_16_rules_both_ways() -> None:
+    by_rule = load_case_files([SIGMAHQ_CASES])
+    assert len(by_rule) == 16
+    for rule_id, cases in by_rule.items():
+        firing = [case for case in cases if case.expect]
+        silent = [case for case in cases if not case.expect]
+        assert len(silent) >= 2, rule_id
+        if rule_id == SIGMAHQ_NEVER_FIRES:
+            assert not firing
+        else:
+            assert len(firing) >= 2, rule_id
+        for case in cases:
+            assert case.event is not None and case.note, rule_id
+            (parsed,) = events_from_json(case.event)  # each is a well-formed audit event
+            assert parsed.shape == "event"
