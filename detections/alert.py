@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.envelope import Envelope
 from auditstream.detections.rule_hit import Explanation
 from auditstream.detections.ruleset.meta import RuleMeta
 from auditstream.detections.values import Scalar, Value
@@ -83,6 +84,8 @@ class SourceRef:
     offset: int | None = None
     file: str | None = None
     line: int | None = None
+    envelope: Envelope | None = None
+    """The cloud record inside the message or line that carried the event (AKS, EKS, GKE)."""
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -92,7 +95,12 @@ class SourceRef:
             "offset": self.offset,
             "file": self.file,
             "line": self.line,
+            "envelope": None if self.envelope is None else _capped_envelope(self.envelope),
         }
+
+
+def _capped_envelope(envelope: Envelope) -> dict[str, Any]:
+    return {key: _cap_opt(value) for key, value in envelope.to_record().items()}
 
 
 def _capped_explanation(explanation: Explanation | None) -> Explanation | None:

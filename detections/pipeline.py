@@ -7,7 +7,7 @@ callers, which decide what to do with the alerts and with :class:`MalformedEvent
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -15,6 +15,7 @@ from auditstream.detections.alert import Alert, SourceRef, alert_id, build_alert
 from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
 from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.cloud import SetAside
 from auditstream.detections.event.decode import MAX_MESSAGE_BYTES, decode_message
 
 Source = SourceRef | Callable[[], SourceRef]  # where the message was read, or how to say it
@@ -28,6 +29,10 @@ class Detections:
     exec_requests: int
     alerts: tuple[Alert, ...]
     repeats: int  # alerts suppressed because the window had already seen their id
+    set_aside: tuple[SetAside, ...] = ()
+    """Entries of a cloud batch that are not audit data: each a dead letter of its own."""
+    skipped: tuple[str, ...] = ()
+    """Why each entry passed over on purpose was (another diagnostic category, ...)."""
 
 
 ROUTINE: Final = Detections(1, 0, (), 0)
@@ -74,7 +79,10 @@ class DetectionPipeline:
         )
         if events is None:
             return ROUTINE  # parsed and checked; no event built, no value read, no rule run
-        return self.process_events(events, source)
+        found = self.process_events(events, source)
+        if events.set_aside or events.skipped:
+            return replace(found, set_aside=events.set_aside, skipped=events.skipped)
+        return found
 
     def process_events(self, events: Sequence[AuditEvent], source: Source) -> Detections:
         alerts: list[Alert] = []
@@ -89,6 +97,7 @@ class DetectionPipeline:
             now = self._clock()
             if not isinstance(source, SourceRef):
                 source = source()
+            where = source if event.envelope is None else replace(source, envelope=event.envelope)
             for hit in hits:
                 # Check the window before building: two of an exec's three stages are repeats.
                 if not self.window.first_sighting(alert_id(hit.rule.rule_id, event.audit_id)):
@@ -99,7 +108,7 @@ class DetectionPipeline:
                         rule=hit.rule,
                         event=event,
                         fields=hit.fields,
-                        source=source,
+                        source=where,
                         detected_at=now,
                         container=hit.container,
                         explanation=hit.explanation,

@@ -64,6 +64,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.skipped_entries = Counter(
+            "auditstream_entries_skipped",
+            "Entries of cloud envelopes passed over on purpose (another diagnostic category, "
+            "another EKS log stream, a CloudWatch control message, another GCP service)",
+            ["reason"],
+            registry=r,
+        )
         self.latency = Histogram(
             "auditstream_alert_latency_seconds", "Audit or Kafka timestamp to alert acknowledged",
             ["since"], buckets=LATENCY_BUCKETS, registry=r,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -113,12 +114,20 @@ class MessageProcessor:
         batch.events += found.events
         batch.exec_requests += found.exec_requests
         batch.repeats += found.repeats
-        if not encoded:
+        for reason in found.skipped:
+            batch.skipped[reason] = batch.skipped.get(reason, 0) + 1
+        if not encoded and not found.set_aside:
             return False
-        ticket = self._open(partition, offset, len(encoded), settled)
+        outputs = len(encoded or ()) + len(found.set_aside)
+        ticket = self._open(partition, offset, outputs, settled)
         kafka_ts = _kafka_timestamp(msg)
-        for alert, value in encoded:
+        for alert, value in encoded or ():
             self._alerts.send(alert, value, partial(self._alert_acked, ticket, alert, kafka_ts))
+        for entry in found.set_aside:
+            error = entry.error
+            letter = _letter(msg, partition, offset, error.reason, error, error.detail)
+            letter = replace(letter, value=entry.raw, entry=entry.index)
+            self._dead_letters.send(letter, partial(self._dead_letter_acked, ticket, letter))
         return True
 
     def _dead_letter(
@@ -131,17 +140,7 @@ class MessageProcessor:
         err: Exception,
         detail: str,
     ) -> None:
-        letter = DeadLetter(
-            topic=partition[0],
-            partition=partition[1],
-            offset=offset,
-            key=msg.key(),
-            value=msg.value(),
-            headers=_headers(msg),
-            reason=reason,
-            error_class=type(err).__name__,
-            detail=detail,
-        )
+        letter = _letter(msg, partition, offset, reason, err, detail)
         ticket = self._open(partition, offset, 1, settled)
         self._dead_letters.send(letter, partial(self._dead_letter_acked, ticket, letter))
 
@@ -186,10 +185,13 @@ class _Batch:
     each partition not yet recorded, and the message being handled, whose :class:`SourceRef`
     :meth:`source` builds only when the pipeline asks (for an alert: most messages have none)."""
 
-    __slots__ = ("current", "events", "exec_requests", "messages", "repeats", "settled", "source")
+    __slots__ = (
+        "current", "events", "exec_requests", "messages", "repeats", "settled", "skipped", "source",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.messages = self.events = self.exec_requests = self.repeats = 0
+        self.skipped: dict[str, int] = {}  # reason -> entries skipped on purpose
         self.settled: dict[Partition, int] = {}  # partition -> last output-less offset
         self.current: Message | None = None
         self.source = self._source  # one bound method per batch, not one per message
@@ -209,6 +211,24 @@ class _Batch:
         ):
             if value:
                 counter.inc(value)
+        for reason, count in self.skipped.items():
+            metrics.skipped_entries.labels(reason).inc(count)
+
+
+def _letter(
+    msg: Message, partition: Partition, offset: int, reason: str, err: Exception, detail: str
+) -> DeadLetter:
+    return DeadLetter(
+        topic=partition[0],
+        partition=partition[1],
+        offset=offset,
+        key=msg.key(),
+        value=msg.value(),
+        headers=_headers(msg),
+        reason=reason,
+        error_class=type(err).__name__,
+        detail=detail,
+    )
 
 
 def _no_errors(error: KafkaError) -> None:

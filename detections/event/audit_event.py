@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from auditstream.detections.event.envelope import Envelope
 from auditstream.detections.event.field_path import FieldPath, ecs_key, lookup_annotation
 
 DECISION_ANNOTATION: Final = "authorization.k8s.io/decision"
@@ -23,6 +24,8 @@ class AuditEvent:
     """The enclosing ECS document minus ``kubernetes.audit``; ``None`` for raw input."""
     shape: str
     """The outermost shape of the message: event, event_list, array, ecs or wrapped."""
+    envelope: Envelope | None = None
+    """The cloud record that carried the event (AKS, EKS, GKE), if any: where it came from."""
     derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """Representations computed from this event on first use (the Elastic document), kept so
     that every rule that reads one computes it once. Never part of the event's identity."""

@@ -8,11 +8,16 @@ One Kafka message, or one line of a file, may hold any of these (the *shape*):
 ``ecs``         an Elastic document with the event under ``kubernetes.audit`` (nested, flattened
                 or mixed; see :mod:`auditstream.detections.event.ecs_shape`);
 ``wrapped``     a shipper record (fluent-bit ``log``, filebeat ``message``) holding any of the
-                other shapes except ``wrapped`` as a JSON string.
+                other shapes except ``wrapped`` as a JSON string;
+``aks``, ``eventhubs``, ``cloudwatch``, ``gke``
+                a managed cluster's cloud envelope (:mod:`auditstream.detections.event.cloud`);
+                a gzip-compressed message is inflated first.
 
 Decisions: an ``EventList`` with no items, and an empty array, give no events (``[]``): there is
 nothing to detect and nothing is malformed. A message is one unit: if any element in it is not an
-audit event, the whole message is a dead letter (``unknown_shape``) rather than half-processed.
+audit event, the whole message is a dead letter (``unknown_shape``) rather than half-processed;
+the exception is a cloud batch (Event Hubs ``records``, CloudWatch ``logEvents``), whose entries
+the platform gathered from unrelated writes: a bad entry is set aside alone (:class:`Decoded`).
 Items of an ``EventList`` that lack ``kind``/``apiVersion`` get ``Event`` and the list's
 ``apiVersion``, so the same event decodes to the same ``audit`` object from every shape.
 """
@@ -20,15 +25,18 @@ Items of an ``EventList`` that lack ``kind``/``apiVersion`` get ``Event`` and th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, overload
 
 import orjson
 
 from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.event.audit_event import AuditEvent
+from auditstream.detections.event.cloud import Opened, SetAside, entry_bytes, open_envelope
 from auditstream.detections.event.ecs_shape import is_ecs_document, nested_audit, split_ecs
 from auditstream.detections.event.field_path import MISSING
+from auditstream.detections.event.inflate import MAX_INFLATED_BYTES, inflate, is_gzip
 
 MAX_MESSAGE_BYTES: Final = 1_048_576
 REQUIRED_STRING_FIELDS: Final = ("auditID", "stage", "verb", "requestURI")
@@ -52,9 +60,33 @@ RoutineCheck = Callable[[Mapping[str, Any]], bool]
 """Given a checked audit object, True when no loaded rule can fire on the event it makes."""
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded(Sequence[AuditEvent]):
+    """The events of one message (it is a sequence of them), and what else it held: the
+    entries of a cloud batch set aside as not audit data, and the reasons of entries skipped on
+    purpose (another diagnostic category, a control message)."""
+
+    events: tuple[AuditEvent, ...]
+    set_aside: tuple[SetAside, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+    @overload
+    def __getitem__(self, index: int) -> AuditEvent: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[AuditEvent]: ...
+    def __getitem__(self, index: int | slice) -> AuditEvent | Sequence[AuditEvent]:
+        return self.events[index]
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[AuditEvent]:
+        return iter(self.events)
+
+
 def decode_message(
     data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES, routine: RoutineCheck | None = None
-) -> list[AuditEvent] | None:
+) -> Decoded | None:
     """Decode one Kafka message value or one line of a file into its audit events.
 
     ``None`` is the routine fast path: the message is one well-formed audit event (a raw Event,
@@ -63,9 +95,14 @@ def decode_message(
     message is still parsed and checked in full: that is what tells a dead letter from a good
     one. Each audit object is checked once.
 
-    Raises :class:`MalformedEvent` with reason ``oversized``, ``not_utf8``, ``not_json`` or
-    ``unknown_shape``. ``NaN``/``Infinity`` are refused as not JSON (no API server writes them).
+    Raises :class:`MalformedEvent` with reason ``oversized``, ``not_gzip``, ``not_utf8``,
+    ``not_json`` or ``unknown_shape``. ``NaN``/``Infinity`` are refused as not JSON (no API
+    server writes them).
     """
+    if is_gzip(data):
+        if len(data) > max_bytes:
+            raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
+        data, max_bytes = inflate(data), MAX_INFLATED_BYTES
     value, exact = parse_message(data, max_bytes=max_bytes)
     try:
         plain = _plain_layout(value)
@@ -78,11 +115,13 @@ def decode_message(
         if routine is not None and routine(audit):
             return None
         if exact or (exact_value := exact_json(data, value)) is value:
-            return [_plain_event(audit, document)]
+            return Decoded((_plain_event(audit, document),))
         value = exact_value
     elif not exact:
         value = exact_json(data, value)
-    return events_from_json(value)
+    found = _Found(strict=False)
+    _events(value, None, found, allow_array=True, allow_wrapped=True)
+    return Decoded(tuple(found.events), tuple(found.set_aside), tuple(found.skipped))
 
 
 def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[object, bool]:
@@ -106,7 +145,33 @@ def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[o
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise MalformedEvent("not_utf8", f"invalid UTF-8 at byte {err.start}") from err
-    return _stdlib_json(text.removeprefix("\ufeff"), "not_json"), True
+    text = text.removeprefix("\ufeff")
+    try:
+        return _STDLIB_DECODER.decode(text), True
+    except json.JSONDecodeError as err:
+        if not err.msg.startswith("Extra data"):
+            raise MalformedEvent("not_json", f"cannot parse JSON: {err}") from err
+        return _back_to_back(text), True
+    except (ValueError, RecursionError) as err:
+        raise MalformedEvent("not_json", f"cannot parse JSON: {err}") from err
+
+
+def _back_to_back(text: str) -> list[object]:
+    """JSON objects written back to back with no separator (Firehose's delivery of CloudWatch
+    Logs, without a record delimiter): one array of them; anything else stays not JSON."""
+    values: list[object] = []
+    at, end = 0, len(text)
+    while at < end:
+        try:
+            value, at = _STDLIB_DECODER.raw_decode(text, at)
+        except (ValueError, RecursionError) as err:
+            raise MalformedEvent("not_json", f"cannot parse JSON: {err}") from err
+        if not isinstance(value, dict):
+            raise MalformedEvent("not_json", "back-to-back JSON values that are not objects")
+        values.append(value)
+        while at < end and text[at] in " \t\r\n":
+            at += 1
+    return values
 
 
 def exact_json(raw: bytes, value: object) -> object:
@@ -137,8 +202,24 @@ def _stdlib_json(text: str, reason: str) -> object:
 
 
 def events_from_json(obj: object) -> list[AuditEvent]:
-    """Events of an already-parsed JSON value; raises ``MalformedEvent("unknown_shape", ...)``."""
-    return _events(obj, None, allow_array=True, allow_wrapped=True)
+    """Events of an already-parsed JSON value; raises ``MalformedEvent("unknown_shape", ...)``,
+    for a bad entry of a cloud batch too (where :func:`decode_message` sets it aside)."""
+    found = _Found(strict=True)
+    _events(obj, None, found, allow_array=True, allow_wrapped=True)
+    return found.events
+
+
+@dataclass(slots=True)
+class _Found:
+    strict: bool
+    events: list[AuditEvent] = field(default_factory=list)
+    set_aside: list[SetAside] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def put_aside(self, entry: SetAside) -> None:
+        if self.strict:
+            raise entry.error
+        self.set_aside.append(entry)
 
 
 def _plain_layout(obj: object) -> tuple[Mapping[str, Any], Mapping[str, Any] | None] | None:
@@ -169,34 +250,60 @@ def _plain_event(audit: Mapping[str, Any], document: Mapping[str, Any] | None) -
 
 
 def _events(
-    obj: object, outer: str | None, *, allow_array: bool, allow_wrapped: bool
-) -> list[AuditEvent]:
-    """Events of one element; ``outer`` is the shape of the enclosing array or wrapper, if any.
+    obj: object, outer: str | None, found: _Found, *, allow_array: bool, allow_wrapped: bool
+) -> None:
+    """Events of one element into ``found``; ``outer`` is the shape of the enclosing array or
+    wrapper, if any.
 
-    Arrays and wrappers nest at most once each, so the recursion is bounded by the shape rules,
-    not by the input.
+    Arrays, wrappers and cloud envelopes nest at most once each, so the recursion is bounded by
+    the shape rules, not by the input.
     """
     if isinstance(obj, list) and allow_array:
-        shape = outer or "array"
-        return [
-            e
-            for item in obj
-            for e in _events(item, shape, allow_array=False, allow_wrapped=allow_wrapped)
-        ]
+        for item in obj:
+            _events(item, outer or "array", found, allow_array=False, allow_wrapped=allow_wrapped)
+        return
     if not isinstance(obj, Mapping):
         raise MalformedEvent("unknown_shape", f"expected a JSON object, got {_kind(obj)}")
     if "auditID" in obj:
-        return [AuditEvent(_checked_event(obj), None, outer or "event")]
+        found.events.append(AuditEvent(_checked_event(obj), None, outer or "event"))
+        return
     if obj.get("kind") == "EventList" or isinstance(obj.get("items"), list):
-        return _event_list(obj, outer or "event_list")
+        found.events.extend(_event_list(obj, outer or "event_list"))
+        return
     if is_ecs_document(obj):
         audit, rest = split_ecs(obj)
-        return [AuditEvent(_checked_event(audit), rest, outer or "ecs")]
+        found.events.append(AuditEvent(_checked_event(audit), rest, outer or "ecs"))
+        return
     if allow_wrapped:
+        opened = open_envelope(obj, _parse_json)
+        if opened is not None:
+            _cloud_events(opened, outer, found)
+            return
         inner = _unwrap(obj)
         if inner is not MISSING:
-            return _events(inner, outer or "wrapped", allow_array=allow_array, allow_wrapped=False)
+            _events(inner, outer or "wrapped", found, allow_array=allow_array, allow_wrapped=False)
+            return
     raise MalformedEvent("unknown_shape", f"no audit event in an object with keys {_keys(obj)}")
+
+
+def _cloud_events(opened: Opened, outer: str | None, found: _Found) -> None:
+    """The entries of a cloud envelope: each one raw Event or ECS document (a shipper's
+    ``log`` wrapper inside an envelope is not a thing), with its envelope attached."""
+    found.skipped.extend(opened.skipped)
+    for aside in opened.set_aside:
+        found.put_aside(aside)
+    for entry in opened.entries:
+        one = _Found(strict=True)
+        try:
+            _events(entry.value, outer or entry.shape, one, allow_array=False, allow_wrapped=False)
+        except MalformedEvent as err:
+            if entry.index is None:
+                raise
+            found.put_aside(SetAside(entry.index, entry_bytes(entry.original), err))
+            continue
+        found.events.extend(
+            AuditEvent(e.audit, e.document, e.shape, entry.envelope) for e in one.events
+        )
 
 
 def _event_list(obj: Mapping[str, Any], shape: str) -> list[AuditEvent]:

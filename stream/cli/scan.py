@@ -33,6 +33,8 @@ class MalformedLine:
     line: int
     reason: str
     detail: str
+    entry: int | None = None
+    """The entry of the line's cloud batch, when only that entry is malformed."""
 
 
 @dataclass(slots=True)
@@ -45,6 +47,8 @@ class ScanSummary:
     repeats: int = 0
     alerts_by_rule: Counter[str] = field(default_factory=Counter)
     malformed: list[MalformedLine] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Entries of cloud envelopes passed over on purpose, by reason."""
 
     def render(self) -> str:
         out = [
@@ -54,8 +58,11 @@ class ScanSummary:
         ]
         for name, count in sorted(self.alerts_by_rule.items()):
             out.append(f"  {count:6d}  {name}")
+        for reason, count in sorted(self.skipped.items()):
+            out.append(f"  skipped {count} entries: {reason}")
         for bad in self.malformed[:MALFORMED_LISTED]:
-            out.append(f"  malformed {bad.file}:{bad.line}: {bad.reason}: {bad.detail}")
+            entry = "" if bad.entry is None else f" entry {bad.entry}"
+            out.append(f"  malformed {bad.file}:{bad.line}{entry}: {bad.reason}: {bad.detail}")
         if len(self.malformed) > MALFORMED_LISTED:
             out.append(f"  ... and {len(self.malformed) - MALFORMED_LISTED} more malformed lines")
         return "\n".join(out)
@@ -99,12 +106,11 @@ def _scan_line(
     try:
         found = pipeline.process_message(line, source)
     except MalformedEvent as err:
-        summary.malformed.append(MalformedLine(name, number, err.reason, err.detail))
-        if dead_letter is not None:
-            record = {"file": name, "line": number, "reason": err.reason, "detail": err.detail}
-            record["value"] = line.decode("utf-8", errors="replace").rstrip("\r\n")
-            dead_letter.write(json.dumps(record, ensure_ascii=False) + "\n")
+        _malformed(name, number, None, line, err, summary, dead_letter)
         return
+    for entry in found.set_aside:
+        _malformed(name, number, entry.index, entry.raw, entry.error, summary, dead_letter)
+    summary.skipped.update(found.skipped)
     summary.events += found.events
     summary.exec_requests += found.exec_requests
     summary.repeats += found.repeats
@@ -112,6 +118,26 @@ def _scan_line(
         alerts.send(alert, alerts.encode(alert), written)
         summary.alerts += 1
         summary.alerts_by_rule[alert.rule.name] += 1
+
+
+def _malformed(
+    name: str,
+    number: int,
+    entry: int | None,
+    value: bytes,
+    err: MalformedEvent,
+    summary: ScanSummary,
+    dead_letter: IO[str] | None,
+) -> None:
+    """A malformed line, or one malformed entry of a line's cloud batch (``entry``)."""
+    summary.malformed.append(MalformedLine(name, number, err.reason, err.detail, entry))
+    if dead_letter is not None:
+        record: dict[str, object] = {"file": name, "line": number}
+        if entry is not None:
+            record["entry"] = entry
+        record |= {"reason": err.reason, "detail": err.detail}
+        record["value"] = value.decode("utf-8", errors="replace").rstrip("\r\n")
+        dead_letter.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def _lines(name: str) -> Iterator[tuple[int, bytes]]:

@@ -9,6 +9,9 @@ A record on the dead-letter topic has the original key, value and headers, byte 
 ``auditstream.source.topic``     where the message was read
 ``auditstream.source.partition`` (decimal)
 ``auditstream.source.offset``    (decimal)
+``auditstream.dlq.entry``        only for one entry of a cloud batch (Event Hubs ``records``,
+                                 CloudWatch ``logEvents``): its place in the batch (decimal); the
+                                 value is then that entry alone, not the whole message
 
 Like an alert, a dead letter is an output of its message: the input offset commits only once
 the broker has acknowledged it. Nothing is dropped silently.
@@ -29,6 +32,7 @@ DETAIL: Final = "auditstream.dlq.detail"
 SOURCE_TOPIC: Final = "auditstream.source.topic"
 SOURCE_PARTITION: Final = "auditstream.source.partition"
 SOURCE_OFFSET: Final = "auditstream.source.offset"
+ENTRY: Final = "auditstream.dlq.entry"
 MAX_DETAIL_BYTES: Final = 1024
 
 
@@ -45,9 +49,12 @@ class DeadLetter:
     reason: str
     error_class: str
     detail: str
+    entry: int | None = None
+    """The entry's place in its message's cloud batch, when only that entry is rejected."""
 
     def wire_headers(self) -> list[Header]:
         """The original headers, then ours (appended: Kafka headers are a list, not a map)."""
+        entry = [] if self.entry is None else [(ENTRY, str(self.entry).encode())]
         return [
             *self.headers,
             (REASON, self.reason.encode()),
@@ -56,6 +63,7 @@ class DeadLetter:
             (SOURCE_TOPIC, self.topic.encode()),
             (SOURCE_PARTITION, str(self.partition).encode()),
             (SOURCE_OFFSET, str(self.offset).encode()),
+            *entry,
         ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,7 +70,7 @@ def _exec_event(client: Client = "rancher", stage: int = 1) -> Event:
     return events[stage]
 
 
-def _decode(obj: object) -> list[AuditEvent]:
+def _decode(obj: object) -> Sequence[AuditEvent]:
     return decode_message(json.dumps(obj).encode())
 
 
@@ -133,8 +133,8 @@ def test_event_list_decodes_all_items_and_restores_type_meta() -> None:
 
 
 def test_empty_event_list_and_empty_array_give_no_events() -> None:
-    assert _decode({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": []}) == []
-    assert _decode([]) == []
+    assert list(_decode({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": []})) == []
+    assert list(_decode([])) == []
 
 
 # --------------------------------------------------------------------------- compile_field

@@ -88,7 +88,8 @@ def test_scan_prints_alerts_and_a_summary(capsys: pytest.CaptureFixture[str]) ->
     assert len(ids) == len(set(ids)), "one alert per (rule, auditID)"
     first = alerts[0]
     assert first["source"] == {"kind": "file", "topic": None, "partition": None, "offset": None,
-                               "file": str(SAMPLE), "line": first["source"]["line"]}  # fmt: skip
+                               "file": str(SAMPLE), "line": first["source"]["line"],
+                               "envelope": None}  # fmt: skip
     assert (
         "Esql.executed_command"
         in next(a for a in alerts if a["rule"]["language"] == "esql")["fields"]

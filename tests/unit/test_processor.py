@@ -178,3 +178,25 @@ def test_a_batch_of_quiet_messages_is_committable_when_handled() -> None:
     proc.handle_batch([message(5, BENIGN), message(6, BENIGN)], pytest.fail)
     assert producer.records == []
     assert tracker.committable(P) == 7
+
+
+def test_a_bad_entry_of_a_cloud_batch_is_its_own_dead_letter_beside_the_alerts() -> None:
+    proc, producer, tracker = processor(Detector(load_rules([]).rules))
+    record = {"category": "kube-audit", "resourceId": "/x/managedClusters/c", "time": "t",
+              "properties": {"log": MALICIOUS.decode()}}  # fmt: skip
+    other = {**record, "category": "kube-apiserver"}
+    batch = json.dumps({"records": [record, {"oops": 1}, other]}).encode()
+    proc.handle(message(3, batch))
+    letters = [r for r in producer.records if r["topic"] == "dlq"]
+    alerts = [r for r in producer.records if r["topic"] == "alerts"]
+    assert alerts, "the good record still alerts"
+    (letter,) = letters
+    headers = dict(letter["headers"])
+    assert json.loads(letter["value"]) == {"oops": 1}
+    assert headers["auditstream.dlq.entry"] == b"1"
+    assert headers["auditstream.dlq.reason"] == b"unknown_shape"
+    assert tracker.committable(P) is None  # every output of the message must be acknowledged
+    producer.poll()
+    assert tracker.committable(P) == 4
+    skipped = proc._metrics.skipped_entries.labels("aks_category")._value.get()
+    assert skipped == 1

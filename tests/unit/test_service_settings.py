@@ -177,3 +177,19 @@ def test_settings_are_frozen() -> None:
     settings = load_settings(None, MINIMAL)
     with pytest.raises(AttributeError):
         settings.kafka = settings.kafka  # type: ignore[misc]
+
+
+def test_event_hubs_settings_from_the_sources_doc() -> None:
+    """docs/sources.md's Event Hubs block, as written there, configures SASL_SSL/PLAIN with the
+    connection string as the password, masked in what the service logs."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sources.md").read_text()
+    block = doc.split("```sh\n", 1)[1].split("```", 1)[0]
+    env = dict(line.split("=", 1) for line in block.splitlines() if line.strip())
+    settings = load_settings(None, {**env, "AUDITSTREAM_ALERT_TOPIC": "alerts",
+                                    "AUDITSTREAM_DEAD_LETTER_TOPIC": "dlq"})  # fmt: skip
+    common = settings.kafka.common
+    assert common["security.protocol"] == "SASL_SSL"
+    assert common["sasl.mechanism"] == "PLAIN"
+    assert common["sasl.username"] == "$ConnectionString"
+    assert str(common["sasl.password"]).startswith("Endpoint=sb://mynamespace")
+    assert "SharedAccessKey=" not in repr(settings.describe())
