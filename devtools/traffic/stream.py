@@ -13,6 +13,17 @@ Raw events are serialised as Go's ``encoding/json`` writes them (``&``, ``<``, `
 ``\\u0026``...), because that is what a fast path reading raw bytes must survive; ECS documents
 are written unescaped, as Elasticsearch and shippers write them.
 
+Each message's shape is drawn from ``shapes`` (default ``event`` and ``ecs``): ``event`` (the raw
+Event), ``ecs``, ``wrapped`` (a shipper's record), and the managed clusters' envelopes, opt-in:
+``aks`` (one Azure Monitor diagnostic record), ``eventhubs`` (a ``records`` batch of one),
+``cloudwatch`` (an EKS CloudWatch Logs ``DATA_MESSAGE`` of one log event, gzip-compressed as
+Kinesis delivers it) and ``gke`` (a Cloud Audit Logs entry; see
+:mod:`devtools.traffic.synthetic`). GKE logs one entry per request, at ``ResponseComplete``:
+an exec stage drawn as ``gke`` is sent as the entry of its request's ``ResponseComplete``
+stage, so a request drawn ``gke`` at several stages reaches Kafka several times with the same
+``insertId`` (as Pub/Sub's at-least-once delivery does); the :class:`TrafficRecord` keeps the
+slot's own stage. A ``cloudwatch`` message is binary: Kafka only, not a JSON-lines file.
+
 Everything is a function of the seed: same seed, same arguments, same bytes.
 
     python -m devtools.traffic.stream --count 100000 --out events.jsonl
@@ -38,7 +49,17 @@ from urllib.parse import quote
 from devtools.traffic.commands import BENIGN, MALICIOUS, ExecCommand
 from devtools.traffic.exec_uris import Client
 from devtools.traffic.routine import NAMESPACES
-from devtools.traffic.synthetic import as_ecs, as_wrapped, exec_audit_events, routine_audit_event
+from devtools.traffic.synthetic import (
+    as_aks_record,
+    as_cloudwatch,
+    as_ecs,
+    as_event_hubs,
+    as_gke_entry,
+    as_wrapped,
+    exec_audit_events,
+    go_json,
+    routine_audit_event,
+)
 
 __all__ = [
     "CLIENTS",
@@ -46,19 +67,23 @@ __all__ = [
     "TokenBucket",
     "TrafficRecord",
     "generate",
+    "go_json",
     "main",
     "produce",
     "records",
     "write_file",
 ]
 
-Shape = Literal["event", "ecs", "wrapped"]
+Shape = Literal["event", "ecs", "wrapped", "aks", "eventhubs", "cloudwatch", "gke"]
 Kind = Literal["routine", "exec", "malicious"]
 CLIENTS: Final[tuple[Client, ...]] = ("kubectl", "javascript", "rancher", "python", "raw")
-SHAPES: Final[tuple[Shape, ...]] = ("event", "ecs", "wrapped")
+SHAPES: Final[tuple[Shape, ...]] = (
+    "event", "ecs", "wrapped", "aks", "eventhubs", "cloudwatch", "gke",
+)  # fmt: skip
+DEFAULT_SHAPES: Final[tuple[Shape, ...]] = ("event", "ecs")
+"""What benchmarks measure; the envelopes are opt-in, so a default stream's bytes never move."""
 START: Final = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 MAX_IN_FLIGHT: Final = 4  # exec requests whose later stages are still to come
-_GO_ESCAPES: Final = (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"))
 _SEPARATORS: Final = (",", ":")
 
 
@@ -99,7 +124,7 @@ def generate(
     *,
     exec_share: float = 0.02,
     malicious_share_of_exec: float = 0.1,
-    shapes: Sequence[Shape] = ("event", "ecs"),
+    shapes: Sequence[Shape] = DEFAULT_SHAPES,
     clients: Sequence[Client] = CLIENTS,
 ) -> Iterator[bytes]:
     """``count`` JSON messages (one audit event each), deterministic from ``rng``'s seed."""
@@ -120,7 +145,7 @@ def records(
     *,
     exec_share: float = 0.02,
     malicious_share_of_exec: float = 0.1,
-    shapes: Sequence[Shape] = ("event", "ecs"),
+    shapes: Sequence[Shape] = DEFAULT_SHAPES,
     clients: Sequence[Client] = CLIENTS,
 ) -> Iterator[TrafficRecord]:
     """Like :func:`generate`, with each message's auditID and kind alongside.
@@ -203,8 +228,10 @@ def _exec_request(mix: _Mix) -> list[TrafficRecord]:
         transport="spdy" if client == "kubectl" and rng.random() < 0.2 else None,
     )
     kind: Kind = "malicious" if malicious else "exec"
+    complete = events[-1]  # the request as GKE logs it, once
     return [
-        TrafficRecord(_encode(mix, e), str(e["auditID"]), kind, str(e["stage"])) for e in events
+        TrafficRecord(_encode(mix, e, complete), str(e["auditID"]), kind, str(e["stage"]))
+        for e in events
     ]
 
 
@@ -217,37 +244,50 @@ def _raw_query(command: ExecCommand, container: str) -> str:
     return "&".join(pairs)
 
 
-def _encode(mix: _Mix, event: dict[str, Any]) -> bytes:
+def _encode(mix: _Mix, event: dict[str, Any], complete: dict[str, Any] | None = None) -> bytes:
+    """One message of ``event`` in a shape drawn from ``mix.shapes``; ``complete`` is the
+    ``ResponseComplete`` stage of its request (routine events are that stage themselves).
+
+    Only the draw uses ``mix.rng`` (and ``wrapped`` one more draw): the envelope builders are
+    functions of the event, so adding shapes moved no byte of the default stream.
+    """
     shape = mix.rng.choice(mix.shapes)
     if shape == "ecs":
-        return json.dumps(as_ecs(event), separators=_SEPARATORS, ensure_ascii=False).encode()
+        return _compact(as_ecs(event))
     if shape == "wrapped":
-        doc = as_wrapped(event, mix.rng.choice(("log", "message")))
-        return json.dumps(doc, separators=_SEPARATORS, ensure_ascii=False).encode()
+        return _compact(as_wrapped(event, mix.rng.choice(("log", "message"))))
+    if shape == "aks":
+        return _compact(as_aks_record(event))
+    if shape == "eventhubs":
+        return _compact(as_event_hubs([as_aks_record(event)]))
+    if shape == "cloudwatch":
+        return as_cloudwatch([event])
+    if shape == "gke":
+        whole = event if event.get("stage") == "ResponseComplete" else complete
+        if whole is None:
+            raise ValueError(f"no ResponseComplete stage for the GKE entry of {event['auditID']}")
+        return _compact(as_gke_entry(whole))
     return go_json(event)
 
 
-def go_json(obj: object) -> bytes:
-    """JSON as the API server's audit backend writes it: compact, HTML characters escaped.
-
-    ``&``, ``<`` and ``>`` can only occur inside strings in JSON text, so a textual replace
-    escapes exactly the characters Go's ``encoding/json`` escapes (plus U+2028/9, which
-    ``json.dumps`` with ``ensure_ascii=False`` leaves as they are: Go escapes them too).
-    """
-    text = json.dumps(obj, separators=_SEPARATORS, ensure_ascii=False)
-    for raw, escaped in _GO_ESCAPES:
-        text = text.replace(raw, escaped)
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+def _compact(obj: object) -> bytes:
+    return json.dumps(obj, separators=_SEPARATORS, ensure_ascii=False).encode()
 
 
 # --------------------------------------------------------------------------- sinks
 
 
 def write_file(path: Path | str, messages: Iterable[bytes]) -> int:
-    """Write one message per line (JSON-lines, the format ``auditstream scan`` reads)."""
+    """Write one message per line (JSON-lines, the format ``auditstream scan`` reads).
+
+    Raises :class:`ValueError` for a message holding a newline (a gzip-compressed
+    ``cloudwatch`` message may): it would not be one line.
+    """
     written = 0
     with Path(path).open("wb") as out:
         for value in messages:
+            if b"\n" in value:
+                raise ValueError(f"message {written} holds a newline: not a JSON-lines message")
             out.write(value)
             out.write(b"\n")
             written += 1
@@ -384,6 +424,13 @@ def _parser(prog: str = "python -m devtools.traffic") -> argparse.ArgumentParser
     parser.add_argument("--exec-share", type=float, default=0.02, help="default 0.02")
     parser.add_argument("--malicious-share", type=float, default=0.1, help="of exec requests")
     parser.add_argument("--rate", type=float, default=None, help="messages per second (Kafka)")
+    parser.add_argument(
+        "--shapes",
+        type=_shapes,
+        default=DEFAULT_SHAPES,
+        help=f"comma-separated message shapes drawn from: {', '.join(SHAPES)} "
+        f"(default {','.join(DEFAULT_SHAPES)}; cloudwatch is gzip, Kafka only)",
+    )
     sink = parser.add_mutually_exclusive_group(required=True)
     sink.add_argument("--out", type=Path, help="write JSON lines here")
     sink.add_argument("--bootstrap", help="Kafka bootstrap servers (needs --topic)")
@@ -391,15 +438,26 @@ def _parser(prog: str = "python -m devtools.traffic") -> argparse.ArgumentParser
     return parser
 
 
+def _shapes(text: str) -> tuple[Shape, ...]:
+    chosen = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SHAPES]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(SHAPES)}")
+    return chosen  # type: ignore[return-value]  # checked against SHAPES
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.bootstrap and not args.topic:
         _parser().error("--bootstrap needs --topic")
+    if args.out is not None and "cloudwatch" in args.shapes:
+        _parser().error("--shapes cloudwatch is gzip-compressed binary: use --bootstrap")
     stream = records(
         random.Random(args.seed),
         args.count,
         exec_share=1.0 if args.exec_only else args.exec_share,
         malicious_share_of_exec=args.malicious_share,
+        shapes=args.shapes,
     )
     started = time.monotonic()
     if args.out is not None:

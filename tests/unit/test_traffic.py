@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,9 +20,10 @@ from auditstream.detections.event.decode import decode_message
 from auditstream.detections.exec.request import exec_request_of
 from auditstream.detections.pipeline import DetectionPipeline
 from auditstream.detections.ruleset.loader import load_rules
-from devtools.traffic.commands import BENIGN, MALICIOUS, ExecCommand
+from devtools.traffic.commands import BENIGN, MALICIOUS, REVERSE_SHELLS, ExecCommand
 from devtools.traffic.stream import (
     CLIENTS,
+    SHAPES,
     TokenBucket,
     TrafficRecord,
     _raw_query,
@@ -29,7 +33,14 @@ from devtools.traffic.stream import (
     records,
     write_file,
 )
-from devtools.traffic.synthetic import exec_audit_events
+from devtools.traffic.synthetic import (
+    EKS_CLUSTER,
+    as_aks_record,
+    as_cloudwatch,
+    as_event_hubs,
+    as_gke_entry,
+    exec_audit_events,
+)
 
 
 def is_exec_request(event: AuditEvent) -> bool:
@@ -214,3 +225,149 @@ def test_token_bucket_allows_a_burst_after_a_pause() -> None:
     assert clock.slept == 0.0
     bucket.take()
     assert clock.slept == pytest.approx(0.01)
+
+
+# --- cloud envelopes (opt-in shapes) --------------------------------------------------------------
+
+ENVELOPE_SHAPES = ("aks", "eventhubs", "cloudwatch")
+ENVELOPES: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "aks": lambda e: json.dumps(as_aks_record(e)).encode(),
+    "eventhubs": lambda e: json.dumps(as_event_hubs([as_aks_record(e)])).encode(),
+    "cloudwatch": lambda e: as_cloudwatch([e]),
+}
+PROVIDERS = {"aks": ("aks", "PROD-AKS"), "eventhubs": ("aks", "PROD-AKS"),
+             "cloudwatch": ("eks", EKS_CLUSTER)}  # fmt: skip
+
+
+def _one(value: bytes) -> AuditEvent:
+    decoded = decode_message(value)
+    assert decoded is not None
+    (event,) = decoded
+    return event
+
+
+def _twin_streams(shape: str, count: int = 600) -> list[tuple[TrafficRecord, TrafficRecord]]:
+    """The same traffic as raw events and in ``shape``: a one-shape draw uses the rng the same
+    way whatever the shape, and the envelope builders use none."""
+    raw = records(random.Random(11), count, exec_share=0.3, shapes=("event",))
+    wrapped = records(random.Random(11), count, exec_share=0.3, shapes=(shape,))  # type: ignore[arg-type]
+    return list(zip(raw, wrapped, strict=True))
+
+
+def test_the_default_shapes_are_unchanged_and_envelopes_opt_in() -> None:
+    assert set(SHAPES) >= {"event", "ecs", "wrapped", *ENVELOPE_SHAPES, "gke"}
+    default = list(generate(random.Random(3), 300))
+    assert default == list(generate(random.Random(3), 300, shapes=("event", "ecs")))
+    assert {_one(v).shape for v in default} == {"event", "ecs"}
+
+
+@pytest.mark.parametrize("shape", ENVELOPE_SHAPES)
+def test_each_envelope_shape_decodes_to_the_raw_events_audit(shape: str) -> None:
+    provider, cluster = PROVIDERS[shape]
+    pairs = _twin_streams(shape)
+    assert any(r.kind != "routine" for r, _ in pairs)
+    for raw, wrapped in pairs:
+        assert (wrapped.audit_id, wrapped.kind, wrapped.stage) == (
+            raw.audit_id, raw.kind, raw.stage,
+        )  # fmt: skip
+        expected = _one(raw.value)
+        event = _one(wrapped.value)
+        assert event.audit == expected.audit
+        assert event.shape == shape
+        assert event.envelope is not None
+        assert (event.envelope.provider, event.envelope.cluster) == (provider, cluster)
+
+
+def test_cloudwatch_messages_are_gzip_as_kinesis_delivers_them() -> None:
+    (event,) = exec_audit_events(command=("ls",), stages=("ResponseComplete",),
+                                 rng=random.Random(2))  # fmt: skip
+    packed = as_cloudwatch([event])
+    assert packed[:2] == b"\x1f\x8b"
+    assert packed == as_cloudwatch([event])  # no mtime in the header: same event, same bytes
+    payload = json.loads(gzip.decompress(packed))
+    assert payload == json.loads(as_cloudwatch([event], compress=False))
+    assert payload["messageType"] == "DATA_MESSAGE"
+    assert payload["logGroup"] == f"/aws/eks/{EKS_CLUSTER}/cluster"
+    assert payload["logStream"].startswith("kube-apiserver-audit-")
+    (log_event,) = payload["logEvents"]
+    assert len(log_event["id"]) == 56 and log_event["id"].isdigit()
+    assert json.loads(log_event["message"]) == event
+
+
+@pytest.mark.parametrize("shape", ENVELOPE_SHAPES)
+def test_an_exec_in_each_envelope_alerts_as_the_raw_event(shape: str, detector: Detector) -> None:
+    events = exec_audit_events(command=REVERSE_SHELLS[0].argv, rng=random.Random(5))
+
+    def alerts(encode: Callable[[dict[str, Any]], bytes]) -> list[tuple[str, str]]:
+        pipeline = _pipeline(detector)
+        found = [a for e in events for a in pipeline.process_message(encode(e), SOURCE).alerts]
+        return sorted((a.alert_id, a.rule.rule_id) for a in found)
+
+    raw = alerts(go_json)
+    assert raw, "the raw reverse shell must alert"
+    assert alerts(ENVELOPES[shape]) == raw
+
+
+def _gke_view(audit: Mapping[str, Any]) -> tuple[object, ...]:
+    ref = audit.get("objectRef") or {}
+    return (
+        audit["auditID"], audit["verb"], audit["user"]["username"],
+        *(ref.get(k) for k in ("resource", "namespace", "name", "subresource")),
+    )  # fmt: skip
+
+
+def test_a_gke_entry_decodes_to_the_same_request() -> None:
+    pairs = _twin_streams("gke")
+    assert any(r.kind != "routine" for r, _ in pairs)
+    for raw, entry in pairs:
+        expected = _one(raw.value)
+        event = _one(entry.value)
+        assert event.shape == "gke"
+        assert _gke_view(event.audit) == _gke_view(expected.audit)
+        assert event.audit["stage"] == "ResponseComplete"
+        assert event.audit["sourceIPs"] == expected.audit["sourceIPs"][:1]
+        assert event.envelope is not None and event.envelope.provider == "gke"
+
+
+def test_gke_logs_one_entry_per_request() -> None:
+    """Every stage slot of a request drawn ``gke`` carries the same entry: its
+    ResponseComplete's."""
+    by_request: defaultdict[str, set[bytes]] = defaultdict(set)
+    for record in records(random.Random(4), 300, exec_share=1.0, shapes=("gke",)):
+        by_request[record.audit_id].add(record.value)
+    assert by_request and all(len(values) == 1 for values in by_request.values())
+    started = exec_audit_events(command=("ls",), stages=("ResponseStarted",))[0]
+    with pytest.raises(ValueError, match="ResponseComplete"):
+        as_gke_entry(started)
+
+
+@pytest.mark.parametrize(
+    ("http", "rpc"), [(101, 0), (200, 0), (201, 0), (403, 7), (401, 16), (404, 2), (500, 2)]
+)
+def test_gke_status_is_a_google_rpc_code(http: int, rpc: int) -> None:
+    (event,) = exec_audit_events(command=("ls",), stages=("ResponseComplete",))
+    event["responseStatus"] = {"code": http}
+    entry = as_gke_entry(event)
+    assert entry["protoPayload"]["status"] == {"code": rpc}
+    assert entry["protoPayload"]["methodName"] == f"io.k8s.core.v1.pods.exec.{event['verb']}"
+    assert entry["protoPayload"]["resourceName"] == (
+        f"core/v1/namespaces/default/pods/{event['objectRef']['name']}/exec"
+    )
+    assert entry["insertId"] == event["auditID"]
+    assert entry["labels"] == event["annotations"]
+    assert (entry["timestamp"], entry["receiveTimestamp"]) == (
+        event["stageTimestamp"], event["requestReceivedTimestamp"],
+    )  # fmt: skip
+
+
+def test_cli_shapes_option(tmp_path: Path) -> None:
+    out = tmp_path / "aks.jsonl"
+    assert main(["--count", "20", "--shapes", "aks,gke", "--out", str(out)]) == 0
+    shapes = {_one(line).shape for line in out.read_bytes().splitlines()}
+    assert shapes <= {"aks", "gke"} and shapes
+    with pytest.raises(SystemExit):
+        main(["--count", "1", "--shapes", "cloudwatch", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["--count", "1", "--shapes", "xml", "--out", str(out)])
+    with pytest.raises(ValueError, match="newline"):
+        write_file(out, [b"a\nb"])
