@@ -377,3 +377,24 @@ def test_scan_reads_envelopes_and_dead_letters_bad_entries_alone(
     assert json.loads(letter["value"]) == {"oops": 1}
     assert "skipped 1 entries: aks_category" in captured.err
     assert f"malformed {log}:2 entry 1: unknown_shape" in captured.err
+
+
+def test_scan_reads_every_cloud_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = [f"8a4f7f0e-1d2b-4c3a-9e8f-00000000010{n}" for n in range(4)]
+    lines = [
+        json.dumps(aks(shell_exec(ids[0]), as_text=False)),
+        json.dumps(cloudwatch([json.dumps(shell_exec(ids[1]))])),
+        json.dumps({"awslogs": {"data": base64.b64encode(
+            gzip.compress(encode(cloudwatch([json.dumps(shell_exec(ids[2]))])))
+        ).decode()}}),
+        # Firehose without a record delimiter: payloads back to back on one line.
+        json.dumps(cloudwatch([json.dumps(shell_exec(ids[3]))])) + json.dumps(cloudwatch([])),
+        json.dumps(gke_exec()),
+    ]  # fmt: skip
+    log = tmp_path / "cloud.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    assert main(["scan", str(log)]) == 0
+    captured = capsys.readouterr()
+    alerts = [json.loads(line) for line in captured.out.splitlines()]
+    assert {a["event"]["audit_id"] for a in alerts} == set(ids)
+    assert "5 events" in captured.err and "0 malformed" in captured.err  # GKE: one, no alert
