@@ -20,6 +20,11 @@ the exception is a cloud batch (Event Hubs ``records``, CloudWatch ``logEvents``
 the platform gathered from unrelated writes: a bad entry is set aside alone (:class:`Decoded`).
 Items of an ``EventList`` that lack ``kind``/``apiVersion`` get ``Event`` and the list's
 ``apiVersion``, so the same event decodes to the same ``audit`` object from every shape.
+
+A UTF-8 byte-order mark before the JSON is ignored, at the start of a message and at the start of
+JSON held in a string (a shipper that tails a file written with a BOM copies it into the first
+line's ``log``). A line of a file larger than a message may be (a webhook backend's
+``EventList`` of thousands of events) is opened by :func:`split_batch` into one message per event.
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ from auditstream.detections.event.field_path import MISSING
 from auditstream.detections.event.inflate import MAX_INFLATED_BYTES, inflate, is_gzip
 
 MAX_MESSAGE_BYTES: Final = 1_048_576
+MAX_LINE_BYTES: Final = 256 * 1_048_576
+"""The largest batch :func:`split_batch` opens. The API server's webhook backend sends an
+``EventList`` per batch (``--audit-webhook-batch-max-size``, 400 events by default, each up to a
+few megabytes with ``RequestResponse`` bodies), and shippers write such a batch as one line: tens
+of megabytes are normal. Parsing takes a few times the line's size in memory; 256 MiB bounds that
+without refusing any batch an API server writes."""
+BOM: Final = b"\xef\xbb\xbf"
 REQUIRED_STRING_FIELDS: Final = ("auditID", "stage", "verb", "requestURI")
 """The minimum of an audit event: every stage of every request carries these four."""
 WRAPPER_KEYS: Final = ("log", "message")
@@ -99,6 +111,7 @@ def decode_message(
     ``not_json`` or ``unknown_shape``. ``NaN``/``Infinity`` are refused as not JSON (no API
     server writes them).
     """
+    data = data.removeprefix(BOM)
     if is_gzip(data):
         if len(data) > max_bytes:
             raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
@@ -137,6 +150,7 @@ def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[o
     """
     if len(data) > max_bytes:
         raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
+    data = data.removeprefix(BOM)  # orjson refuses a BOM; json would take the slow path for it
     try:
         return orjson.loads(data), False  # also proves the bytes are UTF-8
     except orjson.JSONDecodeError:
@@ -180,13 +194,14 @@ def exact_json(raw: bytes, value: object) -> object:
     if _LONG_NUMBER not in raw.translate(_DIGITS):
         return value
     try:
-        return _STDLIB_DECODER.decode(raw.decode("utf-8", "surrogatepass"))
+        return _STDLIB_DECODER.decode(raw.removeprefix(BOM).decode("utf-8", "surrogatepass"))
     except RecursionError:
         return value
 
 
 def _parse_json(text: str, reason: str) -> object:
     """:func:`parse_message` for JSON held in a string (a shipper's ``log`` field): exact."""
+    text = text.removeprefix("\ufeff")
     raw = text.encode("utf-8", "surrogatepass")
     try:
         return exact_json(raw, orjson.loads(raw))
@@ -207,6 +222,44 @@ def events_from_json(obj: object) -> list[AuditEvent]:
     found = _Found(strict=True)
     _events(obj, None, found, allow_array=True, allow_wrapped=True)
     return found.events
+
+
+def split_batch(data: bytes, *, max_bytes: int = MAX_LINE_BYTES) -> list[bytes] | None:
+    """The events of a batch too big to be one message, each as a message of its own: the items
+    of an ``EventList`` (completed with ``kind`` and the list's ``apiVersion``, as
+    :func:`decode_message` completes them) or the elements of a JSON array, as compact JSON;
+    ``None`` when ``data`` holds anything else.
+
+    Each one is then decoded and judged alone, under the per-message limit: a big batch is many
+    events, not one big event, and one bad or oversized event does not take the others with it.
+    Raises :class:`MalformedEvent` (``oversized`` beyond ``max_bytes``, ``not_utf8``,
+    ``not_json``) for the line as a whole.
+    """
+    value, exact = parse_message(data, max_bytes=max_bytes)
+    if not exact:
+        value = exact_json(data, value)
+    if isinstance(value, list):
+        return [_compact_json(item) for item in value]
+    if not isinstance(value, dict) or not _is_event_list(value):
+        return None
+    items = value["items"]
+    if not isinstance(items, list):
+        return None
+    api_version = value.get("apiVersion", "audit.k8s.io/v1")
+    return [  # an item that is no object is left for its own decoding to refuse
+        _compact_json(_list_item(item, api_version) if isinstance(item, Mapping) else item)
+        for item in items
+    ]
+
+
+def _compact_json(value: object) -> bytes:
+    """``value`` as JSON text; ``json`` writes what orjson refuses (an integer beyond 64 bits, a
+    lone surrogate), so that the text parses back to the same value."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8", "surrogatepass")
 
 
 @dataclass(slots=True)
@@ -235,7 +288,7 @@ def _plain_layout(obj: object) -> tuple[Mapping[str, Any], Mapping[str, Any] | N
         return None
     if "auditID" in obj:
         return _checked_event(obj), None
-    if obj.get("kind") == "EventList" or isinstance(obj.get("items"), list):
+    if _is_event_list(obj):
         return None
     source = nested_audit(obj)
     return None if source is None else (_checked_event(source), obj)
@@ -267,7 +320,7 @@ def _events(
     if "auditID" in obj:
         found.events.append(AuditEvent(_checked_event(obj), None, outer or "event"))
         return
-    if obj.get("kind") == "EventList" or isinstance(obj.get("items"), list):
+    if _is_event_list(obj):
         found.events.extend(_event_list(obj, outer or "event_list"))
         return
     if is_ecs_document(obj):
@@ -306,27 +359,33 @@ def _cloud_events(opened: Opened, outer: str | None, found: _Found) -> None:
         )
 
 
+def _is_event_list(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == "EventList" or isinstance(obj.get("items"), list)
+
+
 def _event_list(obj: Mapping[str, Any], shape: str) -> list[AuditEvent]:
     items = obj.get("items")
     if not isinstance(items, list):
         raise MalformedEvent("unknown_shape", "EventList without an items array")
     api_version = obj.get("apiVersion", "audit.k8s.io/v1")
-    events = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            raise MalformedEvent("unknown_shape", f"EventList item is {_kind(item)}")
-        event = item
-        if "kind" not in item or "apiVersion" not in item:
-            event = {"kind": "Event", "apiVersion": api_version, **item}
-        events.append(AuditEvent(_checked_event(event), None, shape))
-    return events
+    return [AuditEvent(_checked_event(_list_item(i, api_version)), None, shape) for i in items]
+
+
+def _list_item(item: object, api_version: object) -> Mapping[str, Any]:
+    """An ``EventList`` item as an event: given ``kind`` and the list's ``apiVersion`` when it
+    lacks either (items usually carry neither)."""
+    if not isinstance(item, Mapping):
+        raise MalformedEvent("unknown_shape", f"EventList item is {_kind(item)}")
+    if "kind" not in item or "apiVersion" not in item:
+        return {"kind": "Event", "apiVersion": api_version, **item}
+    return item
 
 
 def _unwrap(obj: Mapping[str, Any]) -> object:
     """The parsed JSON inside a shipper's ``log`` or ``message`` string, or MISSING."""
     for key in WRAPPER_KEYS:
         text = obj.get(key)
-        if isinstance(text, str) and text.lstrip()[:1] in ("{", "["):
+        if isinstance(text, str) and text.removeprefix("\ufeff").lstrip()[:1] in ("{", "["):
             return _parse_json(text, "unknown_shape")
     return MISSING
 
