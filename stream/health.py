@@ -6,6 +6,10 @@
 - ``/readyz`` (readiness): 200 when the consumer owns at least one partition and a broker
   connection is up (from librdkafka statistics and error callbacks).
 - ``/metrics``: the service's own Prometheus registry.
+
+Every connection has a thread; a connection that sends nothing for :data:`IDLE_TIMEOUT` seconds
+(while its request is read, or its answer written) is closed, so that idle or stalled clients
+cannot pin threads.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from auditstream.stream.settings_types import HttpSettings
 
 TEXT: Final = "text/plain; charset=utf-8"
+IDLE_TIMEOUT: Final = 5.0
+"""Seconds a connection may stay silent. Probes and scrapes send their request at once (the
+kubelet gives up after 1 s by default); a client this slow is not one of them."""
 
 
 class Health:
@@ -59,8 +66,17 @@ class Health:
 class HttpEndpoint:
     """A small HTTP server for probes and scrapes; ``port`` is the bound port (0 picks one)."""
 
-    def __init__(self, host: str, port: int, health: Health, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        health: Health,
+        registry: CollectorRegistry,
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
         handler = _handler(health, registry)
+        handler.timeout = idle_timeout  # StreamRequestHandler sets it on each connection
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(

@@ -6,19 +6,32 @@ one message (``alert_emitted``, ``dead_lettered``, ``processing_failed``) names 
 partition and offset as fields (binding them per message would cost more than the rest of the
 loop). librdkafka's own log lines are forwarded into the same stream through
 :func:`librdkafka_logger`, so a broker outage shows up as structured lines too.
+
+Secrets never reach a line: tracebacks are rendered without local variables (a client's
+constructor holds the credentials it was given in its locals), and the rendered line goes through
+:class:`_MaskSecrets` last, which masks the credentials of any URL and every secret value the
+settings hold (:meth:`Settings.secret_values`), in case a library quotes one in an error message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
-from auditstream.stream.settings_types import LogFormat
+from auditstream.stream.settings_types import (
+    MIN_SECRET_LENGTH,
+    REDACTED,
+    LogFormat,
+    redact_text,
+)
 
 REPEAT_EVERY = 10.0
 _TIMINGS = re.compile(r"\(after \d+ms[^)]*\)|\d+ms")
@@ -26,9 +39,13 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 
 def configure_logging(
-    fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
+    fmt: LogFormat = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    secrets: Iterable[str] = (),
 ) -> None:
-    """Configure structlog for the whole process (call once, before the service starts)."""
+    """Configure structlog for the whole process (call once, before the service starts);
+    ``secrets`` are masked wherever they would appear in a rendered line."""
     out = stream or sys.stderr
     console = fmt == "console" or (fmt == "auto" and out.isatty())
     shared: list[Any] = [
@@ -37,17 +54,53 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    # Frames, file names and lines, but never the values of local variables (structlog's
+    # dict_tracebacks and rich both show them by default).
     renderer: list[Any] = (
-        [structlog.dev.ConsoleRenderer(colors=out.isatty())]
+        [
+            structlog.dev.ConsoleRenderer(
+                colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
         if console
-        else [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        else [
+            structlog.processors.ExceptionRenderer(
+                ExceptionDictTransformer(show_locals=False, use_rich=False)
+            ),
+            structlog.processors.JSONRenderer(),
+        ]
     )
+    last: list[Any] = [_MaskSecrets(secrets)]  # it takes the rendered line, not an event dict
     structlog.configure(
-        processors=shared + renderer,
+        processors=shared + renderer + last,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.ERROR)),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
+
+
+class _MaskSecrets:
+    """The last processor: masks URL credentials and known secret values in the rendered line.
+
+    A value is searched as given and as the JSON and console renderers escape it (inside a
+    string, a quote or backslash in it is escaped); longer values first, so that a secret that
+    holds another is masked whole.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms = {
+            form
+            for secret in secrets
+            if len(secret) >= MIN_SECRET_LENGTH
+            for form in (secret, json.dumps(secret)[1:-1], repr(secret)[1:-1])
+        }
+        self._forms = sorted(forms, key=len, reverse=True)
+
+    def __call__(self, _logger: object, _method: str, line: str) -> str:
+        for form in self._forms:
+            if form in line:
+                line = line.replace(form, REDACTED)
+        return redact_text(line)
 
 
 class _ToStructlog(logging.Handler):

@@ -11,8 +11,10 @@ four tables, in TOML or as ``AUDITSTREAM_<TABLE>__<PROPERTY>`` with dots spelled
     [producer]   the producer only      AUDITSTREAM_PRODUCER__LINGER_MS=20
     [registry]   SchemaRegistryClient   AUDITSTREAM_REGISTRY__SSL_CA_LOCATION=/ca.pem
 
-Validation happens here, at start-up, with errors naming the file, variable or flag at fault.
-Secrets (passwords, keys, registry credentials, credentials inside URLs) never reach ``repr``
+Validation happens here, at start-up, with errors naming the file, variable or flag at fault;
+with Avro alerts the Schema Registry client is built once (it reaches no server) so that a
+property it refuses is a settings error here rather than a crash of the service later. Secrets
+(passwords, keys, registry credentials, credentials inside URLs) never reach ``repr``, errors
 or logs: :meth:`Settings.describe` is what the start-up log line prints.
 """
 
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 
 from auditstream.stream.errors import SettingsError
 from auditstream.stream.settings_types import (
+    REDACTED,
     AlertSettings,
     ClientValue,
     HttpSettings,
@@ -39,6 +42,8 @@ from auditstream.stream.settings_types import (
     Secret,
     Settings,
     TopicSettings,
+    is_secret,
+    redact_text,
 )
 
 __all__ = ["CONFIG_ENV", "ENV_PREFIX", "FIELDS", "TABLES", "Settings", "load_settings"]
@@ -133,6 +138,15 @@ FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "log_level": (_choice("debug", "info", "warning", "error"), "info"),
 }
 SECRET_FIELDS: Final = frozenset({"registry_basic_auth"})
+# Schema Registry client properties that must be numbers (SchemaRegistryClient checks the type).
+_REGISTRY_NUMBERS: Final[Mapping[str, Parser]] = {
+    "max.retries": _int,
+    "retries.wait.ms": _int,
+    "retries.max.wait.ms": _int,
+    "cache.capacity": _int,
+    "cache.latest.ttl.sec": _float,
+    "timeout": _float,
+}
 
 # librdkafka properties spelled with an underscore, which a variable name cannot tell from a dot.
 _UNDERSCORED: Final = {"log.level": "log_level"}
@@ -166,18 +180,35 @@ def load_settings(
     _add_env(layers, env)
     _add_flags(layers, flags or {})
     values = {
-        name: parse(layers.scalars[name][0], layers.scalars[name][1])
-        if name in layers.scalars
-        else default
-        for name, (parse, default) in FIELDS.items()
+        name: _parse(name, *layers.scalars[name]) if name in layers.scalars else default
+        for name, (_, default) in FIELDS.items()
     }
     tables = {
-        t: Properties({k: cast(ClientValue, v) for k, (v, _) in layers.tables[t].items()})
+        t: Properties({k: _property(t, k, v, where) for k, (v, where) in layers.tables[t].items()})
         for t in TABLES
     }
     settings = replace(_build(values, tables), ignored_env=tuple(layers.ignored_env))
     _validate(settings, layers)
     return settings
+
+
+def _parse(name: str, value: object, where: str) -> object:
+    """One setting's value; an error about a secret setting does not quote what was given."""
+    try:
+        return FIELDS[name][0](value, where)
+    except SettingsError:
+        if name not in SECRET_FIELDS:
+            raise
+        raise SettingsError(
+            f"invalid {type(value).__name__} (not shown: the value is a secret)", where
+        ) from None
+
+
+def _property(table: str, key: str, value: object, where: str) -> ClientValue:
+    """A client property as the client wants it: variables and flags only give strings, and
+    the Schema Registry client refuses a number given as one (``max.retries="5"``)."""
+    number = _REGISTRY_NUMBERS.get(key) if table == "registry" else None
+    return cast(ClientValue, number(value, where) if number else value)
 
 
 def _add_file(layers: _Layers, path: Path) -> None:
@@ -195,7 +226,8 @@ def _add_file(layers: _Layers, path: Path) -> None:
                 raise SettingsError(f"[{key}] must be a table of client properties", where)
             for prop, item in value.items():
                 if not isinstance(item, str | int | float | bool):
-                    raise SettingsError(f"[{key}] {prop}: expected a scalar, got {item!r}", where)
+                    shown = REDACTED if is_secret(prop) else repr(item)
+                    raise SettingsError(f"[{key}] {prop}: expected a scalar, got {shown}", where)
                 layers.tables[key][prop] = (item, f"{where} [{key}] {prop}")
         elif key in FIELDS:
             layers.scalars[key] = (value, f"{where}: {key}")
@@ -287,8 +319,6 @@ def _validate(settings: Settings, layers: _Layers) -> None:
     alerts = settings.alerts
     if alerts.format == "avro" and not alerts.registry_url:
         raise SettingsError("alert_format avro needs a registry", _where(layers, "registry_url"))
-    if alerts.registry_url and urlsplit(alerts.registry_url).scheme not in ("http", "https"):
-        raise SettingsError("must be an http(s) URL", _where(layers, "registry_url"))
     for name, low, high in _RANGES:
         value = _value_of(settings, name)
         if not low <= value <= high:
@@ -296,6 +326,10 @@ def _validate(settings: Settings, layers: _Layers) -> None:
                 f"must be between {low} and {high}, not {value}", _where(layers, name)
             )
     check_client_configs(settings.kafka)
+    if alerts.registry_url:
+        _validate_registry_urls(alerts.registry_url, layers)
+    if alerts.format == "avro":
+        _validate_registry_client(settings, layers)
 
 
 _RANGES: Final = (
@@ -355,3 +389,49 @@ def _validate_topics(topics: TopicSettings, layers: _Layers) -> None:
             "an output topic is also an input topic (it would read its own output)",
             _where(layers, "input_topics"),
         )
+
+
+def _validate_registry_urls(urls: str, layers: _Layers) -> None:
+    """Every URL of the list (the client fails over from one to the next) must be http(s)."""
+    for place, url in enumerate(urls.split(","), start=1):
+        try:
+            scheme = urlsplit(url.strip()).scheme
+        except ValueError:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise SettingsError(
+                f"must be an http(s) URL (URL {place} of the list is not)",
+                _where(layers, "registry_url"),
+            )
+
+
+def _validate_registry_client(settings: Settings, layers: _Layers) -> None:
+    """Build the Schema Registry client once, as the service will (it reaches no server), so
+    that a configuration it refuses is a settings error naming the setting, not a crash later."""
+    # Lazily: the sinks (and the registry client library) load only when Avro is configured.
+    from auditstream.stream.sinks.encoders import registry_client  # noqa: PLC0415
+
+    try:
+        registry_client(settings.alerts).close()
+    except Exception as err:  # the client raises ValueError, TypeError, OSError, ssl errors...
+        detail = f"{type(err).__name__}: {err}"
+        for secret in settings.secret_values():
+            detail = detail.replace(secret, REDACTED)
+        raise SettingsError(
+            f"the Schema Registry client refused its configuration: {redact_text(detail)}",
+            _registry_culprit(str(err), layers),
+        ) from err
+
+
+def _registry_culprit(message: str, layers: _Layers) -> str:
+    """Where the registry setting the client's message is about was given: the property it
+    names (the longest match), else the URL and credentials, else every registry property."""
+    given = layers.tables["registry"]
+    named = [prop for prop in given if prop in message]
+    if named:
+        return given[max(named, key=len)][1]
+    suspects = ["registry_url"]
+    if "basic.auth" in message:
+        suspects.append("registry_basic_auth")
+    places = [_where(layers, name) for name in suspects] + [w for _, w in given.values()]
+    return ", ".join(places)

@@ -2,17 +2,20 @@
 :mod:`auditstream.stream.settings`.
 
 Kept apart from the loader so that the runtime modules depend on plain values only. Secrets are
-wrapped (:class:`Secret`, :class:`Properties`) so that ``repr`` and logs never show them.
+wrapped (:class:`Secret`, :class:`Properties`) so that ``repr`` and logs never show them; a URL's
+``user:password@`` is masked wherever a URL may stand (every URL of a list, any property value
+such as the registry's ``proxy``). :meth:`Settings.secret_values` lists the values themselves, for
+the log renderer's last line of defence (:mod:`auditstream.stream.logs`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 ClientValue = str | int | float | bool
 AlertFormat = Literal["avro", "json"]
@@ -22,6 +25,12 @@ _SECRET_KEY: Final = re.compile(
     r"password|secret|(^|[._])key([._]|$)|pem|user\.info|token|jaas|oauthbearer\.config", re.I
 )
 REDACTED: Final = "***"
+# The ``user:password@`` of a URL anywhere in a text: after ``://``, up to the last ``@`` before
+# the path. Quotes and blanks end it (a URL inside a repr or a sentence), commas do not (a
+# password may hold one; the next URL of a list starts after its own ``://`` anyway).
+_URL_USERINFO: Final = re.compile(r"(?<=://)[^/?#\s'\"<>]*@")
+MIN_SECRET_LENGTH: Final = 4
+"""Shorter values are not masked by value in log lines: they would mask ordinary words."""
 
 
 def is_secret(name: str) -> bool:
@@ -66,7 +75,19 @@ class Properties(Mapping[str, ClientValue]):
         return hash(tuple(sorted((k, str(v)) for k, v in self._items.items())))
 
     def redacted(self) -> dict[str, ClientValue]:
-        return {k: REDACTED if is_secret(k) else v for k, v in self._items.items()}
+        """Secret properties as ``***``; credentials inside any URL value (a proxy) masked."""
+        return {
+            k: REDACTED if is_secret(k) else redact_text(v) if isinstance(v, str) else v
+            for k, v in self._items.items()
+        }
+
+    def secret_values(self) -> Iterator[str]:
+        """The values :meth:`redacted` hides: secret properties, passwords inside URLs."""
+        for key, value in self._items.items():
+            if is_secret(key) and not isinstance(value, bool):
+                yield str(value)
+            elif isinstance(value, str):
+                yield from url_passwords(value)
 
     def __repr__(self) -> str:
         return f"Properties({self.redacted()!r})"
@@ -97,7 +118,7 @@ class AlertSettings:
     registry_url: str | None = field(repr=False)  # may hold user:password@
     registry_auth: Secret | None  # "user:password" (basic.auth.user.info)
     registry: Properties
-    window: int  # alert ids remembered for suppressing repeats (about 100 bytes each)
+    window: int  # alert ids remembered for suppressing repeats (about 240 bytes each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +187,36 @@ class Settings:
             "shutdown_timeout": self.runtime.shutdown_timeout,
         }
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret the settings hold, as given (the registry credentials, secret
+        properties, passwords inside URLs): what a log line must never contain."""
+        found: list[str] = []
+        if self.alerts.registry_auth is not None:
+            auth = self.alerts.registry_auth.reveal()
+            found += [auth, auth.partition(":")[2]]
+        found += url_passwords(self.alerts.registry_url or "")
+        for table in (self.kafka.common, self.kafka.consumer, self.kafka.producer):
+            found += table.secret_values()
+        found += self.alerts.registry.secret_values()
+        return tuple(sorted({s for s in found if len(s) >= MIN_SECRET_LENGTH}))
+
 
 def redact_url(url: str | None) -> str | None:
-    """The URL with any ``user:password@`` replaced by ``***@``."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{parts.netloc.rsplit('@', 1)[1]}"))
+    """The URL, or every URL of a comma-separated list, with ``user:password@`` as ``***@``."""
+    return redact_text(url) if url else url
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked (error messages, log lines)."""
+    return _URL_USERINFO.sub(f"{REDACTED}@", text) if "://" in text else text
+
+
+def url_passwords(text: str) -> Iterable[str]:
+    """The ``user:password`` of every URL in ``text`` that has a password, whole and the
+    password alone, as given and percent-decoded (the form a client sends, and may print). A
+    user name alone is not a secret (and masking it would mask ordinary words)."""
+    for match in _URL_USERINFO.finditer(text):
+        userinfo = match.group()[:-1]
+        _user, colon, password = userinfo.partition(":")
+        if colon and password:
+            yield from {userinfo, password, unquote(userinfo), unquote(password)}

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dead-letter", type=Path, metavar="FILE", help="write malformed lines here as JSON lines"
     )
     scan_cmd.add_argument(
-        "--window", type=int, default=100_000, metavar="N",
+        "--window", type=_at_least_1, default=100_000, metavar="N",
         help="remember this many alert ids to alert once per (rule, auditID) (default 100000)",
     )  # fmt: skip
 
@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "show":
             sub.add_argument("rule", help="rule id or name (a unique substring is enough)")
     return parser
+
+
+def _at_least_1(text: str) -> int:
+    """An integer of 1 or more: argparse turns the error into a usage error (exit 2) instead of
+    the alert window's ValueError escaping as a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _add_rule_options(parser: argparse.ArgumentParser) -> None:

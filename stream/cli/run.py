@@ -1,9 +1,13 @@
 """``auditstream run``: settings from file, environment and flags, then the service until stopped.
 
-Exit codes: 0 stopped cleanly (SIGTERM/SIGINT); 2 invalid configuration; 3 rules failed to load;
-4 a fatal runtime failure (see :mod:`auditstream.stream.service`). A second SIGTERM/SIGINT exits at
-once
-with 4, leaving the offsets of unfinished work uncommitted.
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT); 2 invalid configuration (including an HTTP
+address that cannot be listened on); 3 rules failed to load; 4 a fatal runtime failure (see
+:mod:`auditstream.stream.service`). A second SIGTERM/SIGINT exits at once with 4, leaving the
+offsets of unfinished work uncommitted.
+
+Nothing printed here shows a secret: settings errors never quote a secret value and URL
+credentials are masked in them; the log lines mask every secret the settings hold
+(:func:`auditstream.stream.logs.configure_logging`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from auditstream.stream.errors import SettingsError
 from auditstream.stream.logs import configure_logging
 from auditstream.stream.service import EXIT_CONFIG, EXIT_FATAL, Service
 from auditstream.stream.settings import TABLES, load_settings
-from auditstream.stream.settings_types import Settings
+from auditstream.stream.settings_types import Settings, is_secret, redact_text
 
 EXIT_RULES = 3
 
@@ -42,7 +46,8 @@ def _properties(pairs: list[str], table: str) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise SettingsError(f"expected KEY=VALUE, got {pair!r}", f"--{table}")
+            shown = "a secret's name (not shown)" if is_secret(pair) else repr(pair)
+            raise SettingsError(f"expected KEY=VALUE, got {shown}", f"--{table}")
         props[key.strip()] = value
     return props
 
@@ -52,9 +57,9 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         settings = load_settings(args.config, os.environ if environ is None else environ,
                                  flags_from_args(args))  # fmt: skip
     except SettingsError as err:
-        print(f"auditstream: invalid configuration: {err}", file=sys.stderr)
+        print(f"auditstream: invalid configuration: {redact_text(str(err))}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log.format, settings.log.level)
+    configure_logging(settings.log.format, settings.log.level, secrets=settings.secret_values())
     log = structlog.get_logger("auditstream.run")
     if settings.ignored_env:
         log.warning("unknown_environment_ignored", variables=list(settings.ignored_env))
@@ -69,7 +74,12 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     log.info("rules_loaded", count=len(rules.rules), ids=[r.meta.rule_id for r in rules.rules])
     service = Service(settings, rules.rules)
     _install_signal_handlers(service)
-    return service.run()
+    try:
+        return service.run()
+    except OSError as err:  # only the HTTP endpoint's bind escapes Service.run
+        where = f"http_host, http_port ({settings.http.host}:{settings.http.port})"
+        log.error("invalid_settings", error=str(SettingsError(f"cannot listen: {err}", where)))
+        return EXIT_CONFIG
 
 
 def _named_file_failed(settings: Settings, failed: set[str]) -> bool:

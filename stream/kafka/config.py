@@ -14,11 +14,22 @@ Our defaults, then the user's properties (``[kafka]`` for every client, then ``[
 A user property that contradicts an enforced one is rejected with an error naming both, rather
 than silently overridden. The caller's mappings are never mutated: every function returns a new
 dict.
+
+Memory stays bounded whatever the user gives (:data:`PRODUCER_BOUNDS`, checked on the merged
+configuration): librdkafka lets ``message.timeout.ms=0`` wait forever for an acknowledgement (the
+offset tracker then keeps an entry for every later message with output, behind the one that never
+leaves) and ``queue.buffering.max.messages=0`` lift the queue's count limit; its default byte
+limit, ``queue.buffering.max.kbytes``, is 1 GiB, which a dead-letter flood fills while the broker
+is slow. Our default is 64 MiB, like the consumer's own prefetch default
+(``queued.max.messages.kbytes``): tens of thousands of typical 1-3 KB records, seconds of full-rate
+output at our 2 ms linger; past it ``produce`` pushes back (:class:`Delivery` waits, bounded)
+instead of the replica growing towards its memory limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from auditstream.stream.errors import SettingsError
@@ -39,6 +50,7 @@ PRODUCER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
     "compression.type": "lz4",
     "socket.keepalive.enable": True,
     "reconnect.backoff.max.ms": 2000,
+    "queue.buffering.max.kbytes": 64 * 1024,  # 64 MiB instead of 1 GiB: see the module doc
 }
 CONSUMER_ENFORCED: Final[Mapping[str, ClientValue]] = {
     "enable.auto.commit": False,
@@ -60,6 +72,34 @@ OWNED: Final[Mapping[str, str]] = {
     "statistics.interval.ms": "stats_interval",
 }
 _SYNONYMS: Final[Mapping[str, str]] = {"-1": "all", "1": "true", "0": "false"}
+LIBRDKAFKA_MESSAGE_MAX_BYTES: Final = 1_000_000  # librdkafka's default message.max.bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """The values a producer property may take so that memory stays bounded, and why."""
+
+    low: int
+    high: int
+    why: str
+
+
+_TIMEOUT: Final = Bound(
+    1,
+    900_000,
+    "0 waits forever for an acknowledgement, and offsets behind an output that never leaves "
+    "pile up in memory without bound; at most 15 minutes (librdkafka's default is 5)",
+)
+PRODUCER_BOUNDS: Final[Mapping[str, Bound]] = {
+    "message.timeout.ms": _TIMEOUT,
+    "delivery.timeout.ms": _TIMEOUT,  # librdkafka's alias of message.timeout.ms
+    "queue.buffering.max.messages": Bound(
+        1, 1_000_000, "0 lifts the limit on queued records; at most 10 times the default"
+    ),
+    "queue.buffering.max.kbytes": Bound(
+        1024, 512 * 1024, "the producer queue must stay between 1 MiB and 512 MiB"
+    ),
+}
 
 
 def consumer_config(kafka: KafkaSettings) -> ClientConfig:
@@ -89,7 +129,43 @@ def producer_config(kafka: KafkaSettings) -> ClientConfig:
     _reject_owned(user, "producer")
     user.pop("group.id", None)  # harmless in [kafka]; a producer has no group
     ours = {"bootstrap.servers": kafka.bootstrap_servers, **PRODUCER_DEFAULTS}
-    return merge(ours, user, PRODUCER_ENFORCED, role="producer")
+    config = merge(ours, user, PRODUCER_ENFORCED, role="producer")
+    check_bounds(config, PRODUCER_BOUNDS, role="producer")
+    _check_queue_holds_records(config)
+    return config
+
+
+def check_bounds(config: Mapping[str, object], bounds: Mapping[str, Bound], *, role: str) -> None:
+    """Raise :class:`SettingsError` for a property outside its bound (or not an integer)."""
+    for key, bound in bounds.items():
+        if key not in config:
+            continue
+        value = config[key]
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None:
+            raise SettingsError(f"expected an integer, got {value!r}", f"[{role}] {key}")
+        if not bound.low <= number <= bound.high:
+            raise SettingsError(
+                f"{key}={number} is refused: must be between {bound.low} and {bound.high} "
+                f"({bound.why})",
+                f"[{role}] {key}",
+            )
+
+
+def _check_queue_holds_records(config: Mapping[str, object]) -> None:
+    """The queue must hold two of the largest records librdkafka accepts (``message.max.bytes``):
+    a record that can never be queued would stop the replica on it after every restart."""
+    largest = int(str(config.get("message.max.bytes", LIBRDKAFKA_MESSAGE_MAX_BYTES)))
+    queue = int(str(config["queue.buffering.max.kbytes"])) * 1024
+    if queue < 2 * largest:
+        raise SettingsError(
+            f"the producer queue ({queue} bytes) must hold two records of message.max.bytes "
+            f"({largest} bytes): raise it or lower message.max.bytes",
+            "[producer] queue.buffering.max.kbytes",
+        )
 
 
 def check_client_configs(kafka: KafkaSettings) -> None:
