@@ -21,6 +21,7 @@ or logs: :meth:`Settings.describe` is what the start-up log line prints.
 from __future__ import annotations
 
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -115,6 +116,8 @@ FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "input_pattern": (_str, None),
     "group_id": (_str, "auditstream"),
     "group_protocol": (_choice("classic", "consumer"), "classic"),
+    "delivery": (_choice("at-least-once", "exactly-once"), "at-least-once"),
+    "transactional_id": (_str, None),
     "alert_topic": (_str, None),
     "dead_letter_topic": (_str, None),
     "rules": (_list, ()),
@@ -123,6 +126,7 @@ FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "registry_url": (_str, None),
     "registry_basic_auth": (_str, None),
     "window": (_int, 100_000),
+    "window_restore": (_float, 600.0),
     "max_message_bytes": (_int, 1_048_576),
     "batch_size": (_int, 500),
     "poll_timeout": (_float, 0.5),
@@ -262,6 +266,17 @@ def _add_flags(layers: _Layers, flags: Mapping[str, object]) -> None:
             raise SettingsError(f"unknown setting {name!r}", where)
 
 
+def _transactional_id(values: Mapping[str, Any]) -> str | None:
+    """Exactly-once needs one transactional id per replica, the same after each of its
+    restarts: given, or the group and the host name (a Kubernetes pod's name)."""
+    if values["delivery"] != "exactly-once":
+        return None
+    given = values["transactional_id"]
+    if given:
+        return str(given)
+    return f"auditstream-{values['group_id']}-{socket.gethostname()}"
+
+
 def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Settings:
     auth = values["registry_basic_auth"]
     return Settings(
@@ -273,6 +288,8 @@ def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Setti
             consumer=tables["consumer"],
             producer=tables["producer"],
             stats_interval=values["stats_interval"],
+            delivery=values["delivery"],
+            transactional_id=_transactional_id(values),
         ),
         topics=TopicSettings(
             inputs=values["input_topics"],
@@ -286,6 +303,7 @@ def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Setti
             registry_auth=Secret(auth) if auth else None,
             registry=tables["registry"],
             window=values["window"],
+            window_restore=values["window_restore"],
         ),
         rules=RuleSettings(tuple(Path(p) for p in values["rules"]), values["builtin_rules"]),
         runtime=RuntimeSettings(
@@ -344,6 +362,7 @@ _RANGES: Final = (
     ("stats_interval", 0.0, 3600.0),
     ("http_port", 0, 65535),
     ("health_stale_after", 1.0, 3600.0),
+    ("window_restore", 0.0, 86_400.0),
 )
 
 
@@ -360,6 +379,7 @@ def _value_of(settings: Settings, name: str) -> float:
         "stats_interval": settings.kafka.stats_interval,
         "http_port": settings.http.port,
         "health_stale_after": settings.http.stale_after,
+        "window_restore": settings.alerts.window_restore,
     }
     return values[name]
 

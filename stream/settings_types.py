@@ -20,6 +20,7 @@ from urllib.parse import unquote
 ClientValue = str | int | float | bool
 AlertFormat = Literal["avro", "json"]
 GroupProtocol = Literal["classic", "consumer"]
+DeliveryMode = Literal["at-least-once", "exactly-once"]
 LogFormat = Literal["auto", "json", "console"]
 _SECRET_KEY: Final = re.compile(
     r"password|secret|(^|[._])key([._]|$)|pem|user\.info|token|jaas|oauthbearer\.config", re.I
@@ -102,6 +103,10 @@ class KafkaSettings:
     consumer: Properties
     producer: Properties
     stats_interval: float  # seconds between librdkafka statistics (consumer lag)
+    delivery: DeliveryMode = "at-least-once"
+    transactional_id: str | None = None
+    """Exactly-once: this replica's transactional id (distinct per replica, stable across its
+    restarts, so that a restarted replica fences its former self at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,8 @@ class AlertSettings:
     registry_auth: Secret | None  # "user:password" (basic.auth.user.info)
     registry: Properties
     window: int  # alert ids remembered for suppressing repeats (about 240 bytes each)
+    window_restore: float = 600.0
+    """Seconds of the alert topic read back into the window on start and assignment (0: off)."""
 
 
 @dataclass(frozen=True, slots=True)

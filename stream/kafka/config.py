@@ -69,6 +69,7 @@ PRODUCER_ENFORCED: Final[Mapping[str, ClientValue]] = {"enable.idempotence": Tru
 OWNED: Final[Mapping[str, str]] = {
     "bootstrap.servers": "bootstrap_servers",
     "group.id": "group_id",
+    "transactional.id": "transactional_id",
     "statistics.interval.ms": "stats_interval",
 }
 _SYNONYMS: Final[Mapping[str, str]] = {"-1": "all", "1": "true", "0": "false"}
@@ -102,6 +103,14 @@ PRODUCER_BOUNDS: Final[Mapping[str, Bound]] = {
 }
 
 
+EXACTLY_ONCE_CONSUMER: Final[Mapping[str, ClientValue]] = {"isolation.level": "read_committed"}
+EXACTLY_ONCE_PRODUCER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
+    # A replica killed mid-transaction and never restarted holds back read_committed readers
+    # (the alert topic's consumers) until the broker aborts it: at most this long.
+    "transaction.timeout.ms": 15_000,
+}
+
+
 def consumer_config(kafka: KafkaSettings) -> ClientConfig:
     """The consumer's configuration (without callbacks, which the service adds)."""
     user = {**kafka.common, **kafka.consumer}
@@ -114,6 +123,8 @@ def consumer_config(kafka: KafkaSettings) -> ClientConfig:
                 f"[consumer] {key}",
             )
     enforced = {**CONSUMER_ENFORCED, **PROTOCOL_ENFORCED[kafka.group_protocol]}
+    if kafka.delivery == "exactly-once":  # an input written transactionally: committed only
+        enforced.update(EXACTLY_ONCE_CONSUMER)
     ours = {
         "bootstrap.servers": kafka.bootstrap_servers,
         "group.id": kafka.group_id,
@@ -129,7 +140,11 @@ def producer_config(kafka: KafkaSettings) -> ClientConfig:
     _reject_owned(user, "producer")
     user.pop("group.id", None)  # harmless in [kafka]; a producer has no group
     ours = {"bootstrap.servers": kafka.bootstrap_servers, **PRODUCER_DEFAULTS}
-    config = merge(ours, user, PRODUCER_ENFORCED, role="producer")
+    enforced: dict[str, ClientValue] = dict(PRODUCER_ENFORCED)
+    if kafka.delivery == "exactly-once":
+        ours.update(EXACTLY_ONCE_PRODUCER_DEFAULTS)
+        enforced["transactional.id"] = kafka.transactional_id or ""
+    config = merge(ours, user, enforced, role="producer")
     check_bounds(config, PRODUCER_BOUNDS, role="producer")
     _check_queue_holds_records(config)
     return config
@@ -190,7 +205,7 @@ def merge(
         if key in user and _normal(user[key]) != _normal(required):
             raise SettingsError(
                 f"{key}={user[key]!r} contradicts {key}={_normal(required)}, which auditstream "
-                f"requires for at-least-once delivery; remove it",
+                f"requires for its delivery guarantee; remove it",
                 f"[{role}] {key}",
             )
     return {**defaults, **user, **enforced}

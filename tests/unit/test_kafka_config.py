@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from auditstream.stream.errors import SettingsError
 from auditstream.stream.kafka.config import consumer_config, merge, producer_config
+from auditstream.stream.settings import load_settings
 from auditstream.stream.settings_types import KafkaSettings, Properties
+
+_ENV_MINIMAL = {
+    "AUDITSTREAM_BOOTSTRAP_SERVERS": "env:9092",
+    "AUDITSTREAM_INPUT_TOPICS": "audit",
+    "AUDITSTREAM_ALERT_TOPIC": "alerts",
+    "AUDITSTREAM_DEAD_LETTER_TOPIC": "dlq",
+}
 
 
 def kafka(
@@ -72,3 +82,30 @@ def test_merge_never_mutates_its_inputs() -> None:
     assert user == {"a": 2, "b": "true"}
     merged["a"] = 99
     assert defaults == {"a": 1}
+
+
+def test_exactly_once_configures_transactions_and_read_committed() -> None:
+    env = {**_ENV_MINIMAL, "AUDITSTREAM_DELIVERY": "exactly-once",
+           "AUDITSTREAM_TRANSACTIONAL_ID": "auditstream-replica-0"}  # fmt: skip
+    kafka = load_settings(None, env).kafka
+    assert producer_config(kafka)["transactional.id"] == "auditstream-replica-0"
+    assert producer_config(kafka)["transaction.timeout.ms"] == 15_000
+    assert consumer_config(kafka)["isolation.level"] == "read_committed"
+    plain = load_settings(None, _ENV_MINIMAL).kafka
+    assert "transactional.id" not in producer_config(plain)
+    assert "isolation.level" not in consumer_config(plain)
+
+
+def test_exactly_once_defaults_to_a_transactional_id_per_host() -> None:
+    kafka = load_settings(None, {**_ENV_MINIMAL, "AUDITSTREAM_DELIVERY": "exactly-once"}).kafka
+    assert kafka.transactional_id == f"auditstream-auditstream-{socket.gethostname()}"
+
+
+def test_exactly_once_refuses_read_uncommitted_and_a_raw_transactional_id() -> None:
+    env = {**_ENV_MINIMAL, "AUDITSTREAM_DELIVERY": "exactly-once",
+           "AUDITSTREAM_CONSUMER__ISOLATION_LEVEL": "read_uncommitted"}  # fmt: skip
+    with pytest.raises(SettingsError, match=r"isolation\.level"):
+        load_settings(None, env)
+    env = {**_ENV_MINIMAL, "AUDITSTREAM_PRODUCER__TRANSACTIONAL_ID": "x"}
+    with pytest.raises(SettingsError, match="transactional_id setting"):
+        load_settings(None, env)
