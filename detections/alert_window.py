@@ -21,14 +21,29 @@ class RecentAlerts:
         self.capacity = capacity
         self._ids: OrderedDict[str, None] = OrderedDict()
 
-    def first_sighting(self, alert_id: str) -> bool:
-        """True the first time an id is seen within the window; refreshes its place."""
+    def seen(self, alert_id: str) -> bool:
+        """True when the id is within the window (it then moves to the newest place); the id is
+        not recorded: an alert is recorded once it is on its way (:meth:`record`), so that one
+        that never left (its message dead-lettered) is not taken for a repeat later."""
         if alert_id in self._ids:
             self._ids.move_to_end(alert_id)
-            return False
+            return True
+        return False
+
+    def record(self, alert_id: str) -> None:
+        """Remember an id whose alert is on its way; the oldest id goes beyond ``capacity``."""
         self._ids[alert_id] = None
+        self._ids.move_to_end(alert_id)
         if len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
+
+    def first_sighting(self, alert_id: str) -> bool:
+        """True the first time an id is seen within the window, recording it at once: for
+        callers that hand the alert on in the same step (:meth:`seen` and :meth:`record`
+        apart otherwise)."""
+        if self.seen(alert_id):
+            return False
+        self.record(alert_id)
         return True
 
     def clear(self) -> None:

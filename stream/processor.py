@@ -1,10 +1,17 @@
-"""One Kafka record in, its outputs out: alerts or one dead letter, each tied to the offset.
+"""One Kafka record in, its outputs out: alerts and dead letters, each tied to the offset.
 
 The order matters: detect and serialise first, then register the message with the offset
-tracker together with how many outputs it has, then produce them. Every output's delivery
-callback acknowledges the tracker; a message with no output is committable once its batch is
-handled (after its predecessors). Input never raises out of here: what the pipeline or the
-serializer refuses becomes a dead letter with its reason.
+tracker together with how many outputs it has, then produce them, and only then record the
+alerts' ids in the repeat window (an id recorded for an alert that never left would suppress the
+exec's later stages for good). Every output's delivery callback acknowledges the tracker; a
+message with no output is committable once its batch is handled (after its predecessors).
+
+Input never raises out of here: what the pipeline or the serializer refuses becomes a dead
+letter with its reason (one event of several that a rule cannot evaluate: that event alone,
+``auditstream.dlq.entry`` naming its place). Infrastructure never becomes a dead letter: a
+:class:`~auditstream.stream.errors.StreamError`, or a transport failure met while detecting or
+serialising (a registry call that cannot connect), raises out of the batch with the message's
+offset held, and the replica exits 4 to read it again after its restart.
 """
 
 from __future__ import annotations
@@ -14,14 +21,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
+from typing import Final
 
 import structlog
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message
 
 from auditstream.detections.alert import Alert, SourceRef
 from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.pipeline import DetectionPipeline
-from auditstream.stream.errors import DataError
+from auditstream.stream.errors import DataError, InfrastructureError, StreamError
 from auditstream.stream.kafka.delivery import Header
 from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition, Ticket
 from auditstream.stream.metrics import Metrics
@@ -30,6 +38,10 @@ from auditstream.stream.sinks.dead_letters import DeadLetter, DeadLetterSink
 
 _log = structlog.get_logger("auditstream.processor")
 OnError = Callable[[KafkaError], None]
+_TRANSPORT_MODULES: Final = (
+    "httpx", "httpcore", "requests", "urllib3", "confluent_kafka.schema_registry",
+)  # fmt: skip
+"""Where the exceptions of a registry or HTTP call come from (``httpx2`` is ``httpx...``)."""
 
 
 class MessageProcessor:
@@ -51,7 +63,7 @@ class MessageProcessor:
         dead_letters: DeadLetterSink,
         metrics: Metrics,
     ) -> None:
-        self.pipeline = pipeline
+        self.pipeline = pipeline.deferring()  # ids are recorded here, once alerts are handed on
         self._tracker = tracker
         self._alerts = alerts
         self._dead_letters = dead_letters
@@ -104,7 +116,11 @@ class MessageProcessor:
         except (MalformedEvent, DataError) as err:  # the dead-letter families of both packages
             self._dead_letter(msg, partition, offset, settled, err.reason, err, err.detail)
             return True
+        except StreamError:
+            raise  # infrastructure: the offset is held, the replica stops loudly
         except Exception as err:  # a bug met by this input must not stop the stream
+            if _is_transport_failure(err):
+                raise InfrastructureError(f"{type(err).__name__}: {err}") from err
             _log.exception(
                 "processing_failed", topic=partition[0], partition=partition[1], offset=offset
             )
@@ -123,6 +139,8 @@ class MessageProcessor:
         kafka_ts = _kafka_timestamp(msg)
         for alert, value in encoded or ():
             self._alerts.send(alert, value, partial(self._alert_acked, ticket, alert, kafka_ts))
+        if alerts:
+            self.pipeline.remember(alerts)  # on their way: later stages are repeats from now on
         for entry in found.set_aside:
             error = entry.error
             letter = _letter(msg, partition, offset, error.reason, error, error.detail)
@@ -229,6 +247,14 @@ def _letter(
         error_class=type(err).__name__,
         detail=detail,
     )
+
+
+def _is_transport_failure(err: Exception) -> bool:
+    """A connection, HTTP client, registry or Kafka client failure: not the input's fault, so
+    never a dead letter (the record would be lost for an outage)."""
+    if isinstance(err, OSError | KafkaException):  # ConnectionError, TimeoutError are OSErrors
+        return True
+    return type(err).__module__.startswith(_TRANSPORT_MODULES)
 
 
 def _no_errors(error: KafkaError) -> None:

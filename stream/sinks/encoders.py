@@ -1,23 +1,27 @@
 """Alert formats: JSON (:func:`json_encoder`) or Avro in the Confluent wire format
 (:func:`avro_encoder`), each with the content type it announces.
 
-Avro goes through a Schema Registry, subject ``<alert-topic>-value``. The schema is registered
-once at start-up (bounded retries); after that the client's cache answers, so a registry outage
-only matters to a replica that starts during it.
+Avro goes through a Schema Registry, subject ``<alert-topic>-value``, once: the schema is
+registered at start-up (bounded retries) and the id the registry gives then frames every alert
+(magic byte 0, the id as 4 big-endian bytes, the Avro body written by fastavro). No alert asks the
+registry anything, so a registry outage only matters to a replica that starts during it (it exits
+4 after ``startup_timeout``); it can never turn an alert into a dead letter.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
+import fastavro
 import structlog
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 
 from auditstream.detections.alert import Alert
 from auditstream.stream.errors import StartupError
@@ -27,6 +31,11 @@ from auditstream.stream.sinks.alert_sink import AlertEncodingError
 
 AVRO_CONTENT_TYPE: Final = "application/vnd.auditstream.alert+avro"
 JSON_CONTENT_TYPE: Final = "application/json"
+MAGIC_BYTE: Final = 0
+"""The first byte of Confluent's wire format; the schema id follows as 4 big-endian bytes."""
+_FRAME: Final = struct.Struct(">bI")
+REGISTRY_REQUEST_TIMEOUT: Final = 10.0
+"""Seconds one registry request may take; start-up retries within ``startup_timeout``."""
 _log = structlog.get_logger("auditstream.alerts")
 
 
@@ -67,7 +76,14 @@ def alert_schema() -> str:
 
 
 def registry_client(settings: AlertSettings) -> SchemaRegistryClient:
-    conf: dict[str, Any] = {**settings.registry, "url": settings.registry_url}
+    """A client whose requests time out (the library waits for ever by default: a registry that
+    accepts connections and never answers would hold start-up past ``startup_timeout``);
+    ``[registry]`` may set its own ``timeout``."""
+    conf: dict[str, Any] = {
+        "timeout": REGISTRY_REQUEST_TIMEOUT,
+        **settings.registry,
+        "url": settings.registry_url,
+    }
     if settings.registry_auth is not None:
         conf["basic.auth.user.info"] = settings.registry_auth.reveal()
     return SchemaRegistryClient(conf)
@@ -80,23 +96,28 @@ def avro_encoder(
     startup_timeout: float,
     abort: threading.Event | None = None,
 ) -> Encoder:
-    """Register ``schemas/alert.avsc`` under ``<topic>-value`` (retrying), then serialise."""
-    client = registry_client(settings)
+    """Register ``schemas/alert.avsc`` under ``<topic>-value`` (retrying), then frame every alert
+    with the id obtained: serialising never calls the registry again."""
     schema_text = alert_schema()
     subject = f"{topic}-value"
-    _register(client, subject, schema_text, startup_timeout, abort)
-    serializer = AvroSerializer(
-        client,
-        schema_text,
-        lambda alert, _ctx: alert.to_record(),
-        conf={"auto.register.schemas": True},
-    )
-    context = SerializationContext(topic, MessageField.VALUE)
+    schema_id = _register(registry_client(settings), subject, schema_text, startup_timeout, abort)
+    return Encoder(confluent_avro(schema_text, schema_id), AVRO_CONTENT_TYPE)
+
+
+def confluent_avro(schema_text: str, schema_id: int) -> Callable[[Alert], bytes]:
+    """Alert -> Confluent wire format with a fixed schema id: what ``AvroSerializer`` writes,
+    without its per-record subject and schema look-ups (each one a registry call when its cache
+    misses, and a failure while the registry is away)."""
+    parsed = fastavro.parse_schema(json.loads(schema_text))
+    frame = _FRAME.pack(MAGIC_BYTE, schema_id)
 
     def encode(alert: Alert) -> bytes:
-        return bytes(serializer(alert, context))
+        out = io.BytesIO()
+        out.write(frame)
+        fastavro.schemaless_writer(out, parsed, alert.to_record())
+        return out.getvalue()
 
-    return Encoder(encode, AVRO_CONTENT_TYPE)
+    return encode
 
 
 def _register(
@@ -105,7 +126,9 @@ def _register(
     schema: str,
     deadline: float,
     abort: threading.Event | None,
-) -> None:
+) -> int:
+    """The schema id under ``subject`` (registered if new; the registry answers the existing id
+    for a schema it already has)."""
     retrying = bounded(
         "register_schema", deadline=deadline, retriable=_registry_retriable, abort=abort
     )
@@ -115,7 +138,10 @@ def _register(
         )
     except Exception as err:
         raise StartupError(f"cannot register the alert schema under {subject}: {err}") from err
+    if registered.schema_id is None:
+        raise StartupError(f"the registry gave no schema id for {subject}")
     _log.info("schema_registered", subject=subject, schema_id=registered.schema_id)
+    return int(registered.schema_id)
 
 
 def _registry_retriable(err: BaseException) -> bool:
