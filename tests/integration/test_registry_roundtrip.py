@@ -76,6 +76,8 @@ def alert_record() -> dict[str, Any]:
             "index": [],
             "from": "now-6m",
             "interval": "5m",
+            "status": None,
+            "false_positives": ["A developer debugging with a shell they opened on purpose"],
         },
         "event": {
             "audit_id": AUDIT_ID,
@@ -123,6 +125,13 @@ def alert_record() -> dict[str, Any]:
             "offset": 918_273,
             "file": None,
             "line": None,
+            "envelope": {
+                "provider": "eks",
+                "cluster": "prod-eks",
+                "resource_id": "111122223333",
+                "log_group": "/aws/eks/prod-eks/cluster",
+                "log_stream": "kube-apiserver-audit-8c5f1b2e",
+            },
         },
     }
 
