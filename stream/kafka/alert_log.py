@@ -47,6 +47,10 @@ class AlertLog:
             "group.id": f"auditstream-alert-log-{uuid.uuid4().hex}",  # never joined: assign()
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            # The reader runs to the end and stops: a fetch at the end must not wait the default
+            # 500 ms for data that is not coming (a read_committed end behind a transaction
+            # marker takes a few such fetches).
+            "fetch.wait.max.ms": 10,
         })  # fmt: skip
         self._positions: dict[int, int] | None = None
 

@@ -79,7 +79,11 @@ class Checkpoint:
         revoke_timeout: float,
         forget_alerts: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
+        transactional: bool = False,
     ) -> None:
+        """``transactional``: exactly-once mode, where offsets go into each batch's transaction
+        (:mod:`auditstream.stream.kafka.transactions`) and this object commits nothing: a revoke
+        or shutdown only flushes and forgets (no transaction is open between batches)."""
         self._consumer = consumer
         self._delivery = delivery
         self._tracker = tracker
@@ -92,10 +96,11 @@ class Checkpoint:
         self._committed: dict[Partition, int] = {}
         self._latest: _Sent | None = None  # the last commit sent from a helper thread
         self._background: _Sent | None = None  # a background commit owed its step 5
-        self._halted = False
+        self._halted = transactional  # nothing is ever committed here in exactly-once mode
+        self._transactional = transactional
 
     def due(self) -> bool:
-        return self._clock() >= self._next_due
+        return not self._transactional and self._clock() >= self._next_due
 
     @property
     def committed(self) -> dict[Partition, int]:
@@ -141,7 +146,8 @@ class Checkpoint:
         deadline = self._clock() + budget
         left = self._delivery.flush(budget * 0.5)
         self._delivery.raise_delivery_errors()
-        self.commit_with_retries("shutdown", max(deadline - self._clock() - 1.0, 0.1))
+        if not self._transactional:
+            self.commit_with_retries("shutdown", max(deadline - self._clock() - 1.0, 0.1))
         if left:
             _log.warning("shutdown_unflushed", records=left)  # their offsets stay uncommitted
 

@@ -80,6 +80,11 @@ class Delivery:
     def queued(self) -> int:
         return len(self._producer)
 
+    def forget_failures(self) -> None:
+        """Exactly-once: the failures of an aborted transaction's records are the abort's, not
+        lost output (the batch runs again); forget them so the replica goes on."""
+        self._error = None
+
     def raise_delivery_errors(self) -> None:
         """Raise the first latched delivery error, if any (it stays latched: this is final)."""
         if self._error is not None:

@@ -54,7 +54,7 @@ class Transactions:
         metrics: Metrics,
         *,
         timeout: float,
-        on_abort: Callable[[], None],
+        on_abort: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._producer = producer
@@ -65,10 +65,11 @@ class Transactions:
         self._clock = clock
         self._open = False
 
-    def start(self) -> None:
+    def start(self, timeout: float | None = None) -> None:
         """Register the transactional id with the coordinator, fencing any older instance of
-        it and aborting what that instance left open."""
-        self._call("init_transactions", lambda: self._producer.init_transactions(self._timeout))
+        it and aborting what that instance left open (within ``timeout``, default the calls')."""
+        wait = self._timeout if timeout is None else timeout
+        self._call("init_transactions", lambda: self._producer.init_transactions(wait))
 
     def begin(self) -> None:
         if not self._open:

@@ -53,6 +53,7 @@ class DataPath:
 
     processor: MessageProcessor
     checkpoint: Checkpoint
+    pipeline: DetectionPipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,5 +152,6 @@ def assemble(
         interval=settings.runtime.commit_interval,
         revoke_timeout=settings.runtime.revoke_timeout,
         forget_alerts=pipeline.forget_alerts,
+        transactional=settings.kafka.delivery == "exactly-once",
     )
-    return DataPath(processor, checkpoint)
+    return DataPath(processor, checkpoint, pipeline)

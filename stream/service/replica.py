@@ -31,11 +31,12 @@ from collections.abc import Sequence
 from typing import Final
 
 import structlog
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from auditstream.detections.ruleset.languages import LoadedRule
 from auditstream.stream.errors import SettingsError, StartupError, StreamError
 from auditstream.stream.health import Health, serving
+from auditstream.stream.kafka.alert_log import AlertLog
 from auditstream.stream.kafka.checkpoint import Checkpoint
 from auditstream.stream.kafka.clients import (
     await_topics,
@@ -43,18 +44,29 @@ from auditstream.stream.kafka.clients import (
     create_clients,
     next_batch,
 )
+from auditstream.stream.kafka.config import consumer_config
 from auditstream.stream.kafka.delivery import Delivery
 from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition
+from auditstream.stream.kafka.transactions import Transactions
 from auditstream.stream.metrics import Metrics
 from auditstream.stream.processor import MessageProcessor
 from auditstream.stream.service.assembly import DataPath, assemble
 from auditstream.stream.service.callbacks import ClientEvents, rebalance_callbacks
+from auditstream.stream.service.exactly_once import TransactionalBatches
 from auditstream.stream.settings_types import Settings
 from auditstream.stream.sinks.encoders import encoder_for
 
 EXIT_OK: Final = 0
 EXIT_CONFIG: Final = 2
 EXIT_FATAL: Final = 4
+TRANSACTION_TIMEOUT: Final = 10.0
+"""Seconds a transactional call may take (under the producer's 15 s transaction timeout)."""
+_GROUP_ONLY: Final = frozenset(
+    {"group.id", "group.protocol", "group.instance.id", "partition.assignment.strategy",
+     "session.timeout.ms", "heartbeat.interval.ms", "enable.auto.offset.store",
+     "statistics.interval.ms"}
+)  # fmt: skip
+"""Consumer properties of group membership, left out of the alert-log reader (it assigns)."""
 _log = structlog.get_logger("auditstream.service")
 
 
@@ -119,12 +131,15 @@ class Service:
         consumer, producer = create_clients(self.settings.kafka, events.on_error, events.on_stats)
         delivery = Delivery(producer)
         path: DataPath | None = None
+        history: AlertLog | None = None
         try:
             self._await_topics(consumer)
             path = self._assemble(consumer, delivery)
+            batches = self._transactional_batches(producer, consumer, delivery, path)
+            history = self._alert_history(path)
             self._subscribe(consumer, path.checkpoint)
             self.started.set()
-            self._loop(consumer, path.processor, delivery, path.checkpoint)
+            self._loop(consumer, path.processor, delivery, path.checkpoint, batches, history)
             self._shutdown(consumer, delivery, path.checkpoint)
         except BaseException:
             if path is not None:
@@ -133,6 +148,9 @@ class Service:
             close_consumer(consumer, self.settings.runtime.shutdown_timeout)
             delivery.flush(0)
             raise
+        finally:
+            if history is not None:
+                history.close()
 
     def _await_topics(self, consumer: Consumer) -> None:
         settings = self.settings
@@ -156,6 +174,40 @@ class Service:
             encoder=encoder_for(self.settings, abort=self._stop),
         )
 
+    def _transactional_batches(
+        self, producer: Producer, consumer: Consumer, delivery: Delivery, path: DataPath
+    ) -> TransactionalBatches | None:
+        """Exactly-once: the transactional producer registered (fencing a former instance of
+        this replica) and the step that runs each batch in a transaction; ``None`` otherwise."""
+        if self.settings.kafka.delivery != "exactly-once":
+            return None
+        transactions = Transactions(producer, consumer, self.metrics, timeout=TRANSACTION_TIMEOUT)
+        transactions.start(self.settings.runtime.startup_timeout)
+        return TransactionalBatches(
+            transactions, path.processor, delivery, self._tracker, path.pipeline.forget_alerts
+        )
+
+    def _alert_history(self, path: DataPath) -> AlertLog | None:
+        """The alert topic's recent ids, read into the window now and after each assignment, so
+        that a restarted replica, or one taking over a partition, does not alert a second time
+        on the later stages of an exec whose alert is already out (see
+        :mod:`auditstream.stream.kafka.alert_log`)."""
+        horizon = self.settings.alerts.window_restore
+        if horizon <= 0:
+            return None
+        config = {
+            key: value
+            for key, value in consumer_config(self.settings.kafka).items()
+            if key not in _GROUP_ONLY
+        }
+        history = AlertLog(
+            config, self.settings.topics.alerts, horizon=horizon,
+            remember=path.pipeline.window.record,
+        )  # fmt: skip
+        read = history.catch_up(self.settings.runtime.revoke_timeout)
+        _log.info("alert_window_restored", alert_ids=read, horizon_s=horizon)
+        return history
+
     def _subscribe(self, consumer: Consumer, checkpoint: Checkpoint) -> None:
         topics = self.settings.topics
         subscription = [topics.pattern] if topics.pattern else list(topics.inputs)
@@ -168,13 +220,25 @@ class Service:
         processor: MessageProcessor,
         delivery: Delivery,
         checkpoint: Checkpoint,
+        batches: TransactionalBatches | None = None,
+        history: AlertLog | None = None,
     ) -> None:
         runtime = self.settings.runtime
         events = self._events
+        owned = set(self._tracker.partitions)
         while not self._stop.is_set():
             self.health.beat()
             messages = next_batch(consumer, runtime.batch_size, runtime.poll_timeout)
             events.raise_latched()
+            if history is not None and not owned.issuperset(self._tracker.partitions):
+                started = time.monotonic()  # taken over partitions: their alerts first
+                read = history.catch_up(runtime.revoke_timeout)
+                _log.info("alert_window_caught_up", alert_ids=read,
+                          seconds=round(time.monotonic() - started, 3))  # fmt: skip
+            owned = set(self._tracker.partitions)
+            if batches is not None:
+                batches.run(messages, events.consumer_error)
+                continue
             processor.handle_batch(messages, events.consumer_error)
             delivery.poll(0)
             delivery.raise_delivery_errors()
