@@ -20,6 +20,7 @@ or logs: :meth:`Settings.describe` is what the start-up log line prints.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import tomllib
@@ -266,15 +267,23 @@ def _add_flags(layers: _Layers, flags: Mapping[str, object]) -> None:
             raise SettingsError(f"unknown setting {name!r}", where)
 
 
-def _transactional_id(values: Mapping[str, Any]) -> str | None:
+def _transactional_id(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> str | None:
     """Exactly-once needs one transactional id per replica, the same after each of its
-    restarts: given, or the group and the host name (a Kubernetes pod's name)."""
+    restarts, so that a restarted replica fences its former self at once: given; or the
+    replica's static group membership (``group.instance.id``, a StatefulSet pod's name); or the
+    host name and process id (a pod's name and its PID 1; on a machine running several
+    replicas, each process its own, a restarted one then waits out the broker's transaction
+    timeout for what its former self left open)."""
     if values["delivery"] != "exactly-once":
         return None
     given = values["transactional_id"]
     if given:
         return str(given)
-    return f"auditstream-{values['group_id']}-{socket.gethostname()}"
+    instance = tables["consumer"].get("group.instance.id") or tables["kafka"].get(
+        "group.instance.id"
+    )
+    replica = str(instance) if instance else f"{socket.gethostname()}-{os.getpid()}"
+    return f"auditstream-{values['group_id']}-{replica}"
 
 
 def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Settings:
@@ -289,7 +298,7 @@ def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Setti
             producer=tables["producer"],
             stats_interval=values["stats_interval"],
             delivery=values["delivery"],
-            transactional_id=_transactional_id(values),
+            transactional_id=_transactional_id(values, tables),
         ),
         topics=TopicSettings(
             inputs=values["input_topics"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -96,9 +97,16 @@ def test_exactly_once_configures_transactions_and_read_committed() -> None:
     assert "isolation.level" not in consumer_config(plain)
 
 
-def test_exactly_once_defaults_to_a_transactional_id_per_host() -> None:
-    kafka = load_settings(None, {**_ENV_MINIMAL, "AUDITSTREAM_DELIVERY": "exactly-once"}).kafka
-    assert kafka.transactional_id == f"auditstream-auditstream-{socket.gethostname()}"
+def test_exactly_once_defaults_to_a_transactional_id_per_replica() -> None:
+    env = {**_ENV_MINIMAL, "AUDITSTREAM_DELIVERY": "exactly-once"}
+    kafka = load_settings(None, env).kafka
+    assert kafka.transactional_id == (
+        f"auditstream-auditstream-{socket.gethostname()}-{os.getpid()}"
+    )
+    env["AUDITSTREAM_CONSUMER__GROUP_INSTANCE_ID"] = "auditstream-2"
+    assert (
+        load_settings(None, env).kafka.transactional_id == "auditstream-auditstream-auditstream-2"
+    )
 
 
 def test_exactly_once_refuses_read_uncommitted_and_a_raw_transactional_id() -> None:
