@@ -5,7 +5,8 @@ offsets whose outputs the broker acknowledged. In exactly-once mode (``delivery 
 "exactly-once"``) a batch's alerts, dead letters and input offsets are one Kafka transaction
 (:mod:`auditstream.stream.kafka.transactions`): this step opens it, lets the processor produce
 into it, and commits it. When the transaction is aborted, everything the batch did is undone
-here too: the alert ids it staged leave the window, the delivery failures that caused the abort
+here too: the alert ids it staged leave the window (those of earlier, committed batches stay:
+the later stages of their execs are still repeats), the delivery failures that caused the abort
 are forgotten (they are the abort's, not lost output), and the batch's partitions are tracked
 afresh; the consumer has been rewound, so the next batch is this one again.
 
@@ -15,11 +16,12 @@ broker refuses every time): the replica stops with exit 4 rather than loop on it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from confluent_kafka import Message
 
+from auditstream.detections.alert_window import RecentAlerts
 from auditstream.stream.errors import InfrastructureError
 from auditstream.stream.kafka.delivery import Delivery
 from auditstream.stream.kafka.offset_tracker import OffsetTracker
@@ -38,13 +40,13 @@ class TransactionalBatches:
         processor: MessageProcessor,
         delivery: Delivery,
         tracker: OffsetTracker,
-        forget_alerts: Callable[[], None],
+        window: RecentAlerts,
     ) -> None:
         self._transactions = transactions
         self._processor = processor
         self._delivery = delivery
         self._tracker = tracker
-        self._forget_alerts = forget_alerts
+        self._window = window
         self._aborts = 0
 
     def run(self, messages: Sequence[Message], on_error: OnError) -> None:
@@ -52,6 +54,7 @@ class TransactionalBatches:
         if not messages:
             return
         self._transactions.begin()
+        self._window.stage()
         self._processor.handle_batch(messages, on_error)
         try:
             self._transactions.commit(messages)
@@ -63,11 +66,12 @@ class TransactionalBatches:
                     f"the same batch was aborted {self._aborts} times in a row: {err}"
                 ) from err
             return
+        self._window.keep_staged()
         self._aborts = 0
 
     def _undo(self, messages: Sequence[Message]) -> None:
         """What the aborted batch left behind in this replica, undone."""
-        self._forget_alerts()
+        self._window.discard_staged()
         self._delivery.forget_failures()
         partitions = sorted({(str(m.topic()), m.partition() or 0) for m in messages})
         owned = [p for p in partitions if self._tracker.assigned(p)]

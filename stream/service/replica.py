@@ -184,7 +184,7 @@ class Service:
         transactions = Transactions(producer, consumer, self.metrics, timeout=TRANSACTION_TIMEOUT)
         transactions.start(self.settings.runtime.startup_timeout)
         return TransactionalBatches(
-            transactions, path.processor, delivery, self._tracker, path.pipeline.forget_alerts
+            transactions, path.processor, delivery, self._tracker, path.pipeline.window
         )
 
     def _alert_history(self, path: DataPath) -> AlertLog | None:

@@ -186,3 +186,20 @@ def test_a_transport_failure_while_encoding_is_not_a_dead_letter() -> None:
     assert producer.records == []
     assert len(window) == 0
     assert tracker.committable(P) is None  # held: read again after the restart
+
+
+def test_an_aborted_batch_takes_only_its_own_ids_out_of_the_window() -> None:
+    from auditstream.detections.alert_window import RecentAlerts
+
+    window = RecentAlerts(10)
+    window.record("committed-earlier")
+    window.stage()
+    window.record("staged")
+    window.record("committed-earlier")  # already there: not the batch's to take back
+    window.discard_staged()
+    assert window.seen("committed-earlier") and not window.seen("staged")
+    window.stage()
+    window.record("kept")
+    window.keep_staged()
+    window.discard_staged()  # nothing staged any more
+    assert window.seen("kept")
