@@ -3,8 +3,10 @@
 - ``/healthz`` (liveness): 200 while the processing loop has turned within ``stale_after``
   seconds. A stuck loop (a hung call, a dead thread) fails it and the orchestrator restarts the
   replica. A broker outage does not fail it: the loop keeps turning while it waits.
-- ``/readyz`` (readiness): 200 when the consumer owns at least one partition and a broker
-  connection is up (from librdkafka statistics and error callbacks).
+- ``/readyz`` (readiness): 200 when the consumer owns at least one partition, a broker
+  connection is up (from librdkafka statistics and error callbacks) and the group coordinator
+  has not refused the last commits with errors no retry cures (see
+  :mod:`auditstream.stream.kafka.checkpoint`).
 - ``/metrics``: the service's own Prometheus registry.
 
 Every connection has a thread; a connection that sends nothing for :data:`IDLE_TIMEOUT` seconds
@@ -32,7 +34,8 @@ kubelet gives up after 1 s by default); a client this slow is not one of them.""
 
 
 class Health:
-    """Loop heartbeat, partition count and broker reachability; safe to read from any thread."""
+    """Loop heartbeat, partition count, broker reachability and whether commits are blocked;
+    safe to read from any thread."""
 
     def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.stale_after = stale_after
@@ -40,6 +43,7 @@ class Health:
         self._last_beat: float | None = None
         self.assigned = 0
         self.broker_reachable = False
+        self.commits_blocked: str | None = None  # why, while commits are refused for good
 
     def beat(self) -> None:
         self._last_beat = self._clock()
@@ -60,6 +64,8 @@ class Health:
             return False, "no partitions assigned"
         if not self.broker_reachable:
             return False, "no broker reachable"
+        if self.commits_blocked is not None:
+            return False, f"commits refused: {self.commits_blocked}"
         return True, f"{self.assigned} partitions assigned"
 
 

@@ -9,7 +9,11 @@ event's timestamp, ``since="audit"``, or the Kafka record's, ``since="kafka"``, 
 acknowledgement by the broker), ``auditstream_consumer_lag{topic,partition}`` (librdkafka
 statistics), ``auditstream_commits{trigger}``, ``auditstream_commit_failures{trigger}``,
 ``auditstream_rebalances{kind}``, ``auditstream_assigned_partitions``,
-``auditstream_delivery_errors``.
+``auditstream_delivery_errors`` (every output the broker did not acknowledge),
+``auditstream_commit_errors{code}`` (errors in the coordinator's answers to commits, by Kafka
+error code), ``auditstream_commit_blocked`` (1 while commits are refused with errors no retry
+cures, see :mod:`auditstream.stream.kafka.checkpoint`), ``auditstream_consume_errors{code}``
+(errors among the consumed records, by code).
 """
 
 from __future__ import annotations
@@ -86,6 +90,19 @@ class Metrics:
         self.delivery_errors = Counter(
             "auditstream_delivery_errors", "Output records the broker refused", registry=r
         )
+        self.commit_errors = Counter(
+            "auditstream_commit_errors", "Errors in commit answers, by Kafka error code",
+            ["code"], registry=r,
+        )  # fmt: skip
+        self.commit_blocked = Gauge(
+            "auditstream_commit_blocked",
+            "1 while commits are refused with errors that no retry cures",
+            registry=r,
+        )
+        self.consume_errors = Counter(
+            "auditstream_consume_errors", "Errors among the consumed records, by Kafka error code",
+            ["code"], registry=r,
+        )  # fmt: skip
         self.lag = LagCollector()
         r.register(self.lag)
 

@@ -1,10 +1,15 @@
 """Blocking librdkafka calls that have no timeout of their own, run on a helper thread.
 
 A synchronous commit waits for the group coordinator and ``Consumer.close()`` for the group
-leave, both forever while no broker answers. The loop must keep turning (and a stop must stay
-bounded), so such calls run in a :class:`HelperCall`: the caller waits for it at most a budget,
-and one that overruns is abandoned (logged), not cancelled, and may complete later. This is the
-one helper-thread mechanism of the runtime (commits and ``close`` both use it).
+leave, both forever while no broker answers. A stop must stay bounded, so such calls run in a
+:class:`HelperCall`: the caller waits for it at most a budget, and one that overruns is
+abandoned (logged), not cancelled, and may complete later. This is the one helper-thread
+mechanism of the runtime (the shutdown commit and ``close`` use it).
+
+Only where the loop thread polls no more: the client serialises the calls on one consumer, so a
+helper thread's call waits for the loop's ``consume`` to return, and the loop's next ``consume``
+waits for a helper thread's commit that a frozen coordinator never answers (see
+:mod:`auditstream.stream.kafka.checkpoint`, which commits asynchronously while the loop runs).
 """
 
 from __future__ import annotations

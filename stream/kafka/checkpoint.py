@@ -9,40 +9,58 @@ A checkpoint runs in numbered steps:
 3. take, per partition, the committable offset from the :class:`OffsetTracker`: one past the
    longest prefix of messages whose every output (alerts, dead letters) the broker acknowledged,
    keeping only the partitions that moved since their last commit;
-4. commit exactly those offsets. On the interval the commit runs on a helper thread and the
-   loop goes on at once (:meth:`Checkpoint.commit_in_background`): a commit round trip is
-   ~10 ms and, on a busy broker, 100-250 ms were measured, all of it added to the latency of
-   every message queued behind it. On revoke and shutdown it is synchronous and bounded
-   (librdkafka's synchronous commit waits forever for an absent coordinator, so it runs in a
-   :class:`auditstream.stream.kafka.blocking.HelperCall`); inside a rebalance callback it runs on
-   the callback's own thread, the only place librdkafka serves a commit while the rebalance is
-   in progress, and the coordinator is reachable by construction (it is the one rebalancing);
-5. check each partition's error in the broker's answer (for a background commit: at the next
-   interval, or before the next synchronous commit).
+4. commit exactly those offsets (how, below);
+5. check the coordinator's answer: note what it took, count what it refused by error code
+   (``auditstream_commit_errors``) and judge it (:class:`CommitVerdicts`): an authorization
+   failure stops the replica (exit 4); :data:`BLOCKED_AFTER` checkpoints in a row refused with
+   errors no retry cures (``UNKNOWN_MEMBER_ID``, ``ILLEGAL_GENERATION``...) mark the commits
+   blocked, which fails readiness and sets ``auditstream_commit_blocked``, until a commit is
+   accepted again. Other failures (broker away, coordinator moving) are logged and counted, and
+   the offsets held: the next checkpoint commits them or later ones. Committing less is always
+   safe; committing past unacknowledged output never happens.
 
-It runs on an interval, on partition revoke and on shutdown, and it owns what a change of
-ownership means for at-least-once (:meth:`assign`, :meth:`revoke`, :meth:`lose`,
-:meth:`finish`): a revoke flushes the producer within ``revoke_timeout``, commits the revoked
-partitions' acknowledged work and forgets them; partitions given up (revoked or lost) while
-outputs were still in flight make the pipeline forget its alert window, so that if they come
-back their repeats are produced again rather than suppressed.
+How step 4 commits follows from what the client does (measured with confluent-kafka 2.16.1,
+librdkafka 2.16, Kafka 4.1): it serialises the calls on one consumer. A call made on another
+thread (a commit, even ``assignment()``) waits until the loop thread's ``consume`` returns, and
+the loop's next ``consume`` waits for a synchronous commit in progress on another thread for as
+long as the coordinator takes to answer (a frozen coordinator: minutes). Rebalance callbacks run
+inside ``consume``, so a helper thread's commit made during a revoke is only sent after the
+callback has returned: never within the callback's budget, and after the revoke's own commit.
+So:
 
-At most one commit is in flight: commits reach the coordinator in the order they were made, so a
-committed offset never moves backwards. A commit that fails (broker away, coordinator moving) is
-logged and counted, and the offsets are simply held: the next checkpoint commits them or later
-ones. Committing less is always safe; committing past unacknowledged output never happens.
+- on the interval and on revoke the commit is **asynchronous**, made on the loop thread (the
+  rebalance callbacks run on it too): the call returns at once whatever the coordinator does,
+  and the answer comes back through ``on_commit`` in a later ``consume`` (:meth:`answered`).
+  Commits made from one thread reach the coordinator in the order they were made (librdkafka's
+  group queue is first in, first out; the coordinator serves a connection in order), so a
+  revoke's commit is never overtaken by an earlier interval commit and a committed offset never
+  moves backwards. The revoke callback does not wait for the answer: librdkafka completes the
+  unassign, and so hands the partitions over, only once every commit in progress is answered.
+  One interval commit is in flight at a time (the next interval commits further);
+- on shutdown, once the loop polls no more, it is synchronous and bounded: a
+  :class:`HelperCall` (librdkafka's synchronous commit waits forever for an absent coordinator)
+  that the loop thread waits for at most the budget left.
+
+It also owns what a change of ownership means for at-least-once (:meth:`assign`,
+:meth:`revoke`, :meth:`lose`, :meth:`finish`): a revoke flushes the producer within
+``revoke_timeout``, commits the revoked partitions' acknowledged work and forgets them;
+partitions given up (revoked or lost) while outputs were still in flight make the pipeline
+forget its alert window, so that if they come back their repeats are produced again rather than
+suppressed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from auditstream.stream.errors import CommitFailed, TimedOut
+from auditstream.stream.errors import CommitFailed, InfrastructureError, TimedOut
 from auditstream.stream.kafka.blocking import HelperCall
 from auditstream.stream.kafka.delivery import Delivery
 from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition
@@ -51,22 +69,75 @@ from auditstream.stream.retrying import bounded
 
 _log = structlog.get_logger("auditstream.checkpoint")
 Answer = list[TopicPartition]
+Refusal = tuple[str, KafkaError]  # (what was refused, "topic[partition]" or "commit"; why)
+
+BLOCKED_AFTER: Final = 3
+"""Checkpoints in a row refused with errors no retry cures before the commits count as blocked:
+one refusal happens around every rebalance, three in a row (15 s at the default interval) do
+not, unless the replica has really lost its place in the group or its rights."""
+UNANSWERED_AFTER: Final = 120.0
+"""Seconds after which an unanswered asynchronous commit no longer holds the next interval
+commit back (librdkafka answers within ``socket.timeout.ms``, 60 s by default; this only guards
+against waiting for ever). Order is kept regardless: both go out from the loop thread."""
+_AUTHORIZATION: Final = frozenset(
+    {
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
 class _Sent:
-    """A commit sent from a helper thread: what it commits, and the call that waits for it.
-
-    One that is waited for in vain is abandoned, not cancelled: it commits offsets that were
-    safe when asked, which stays safe."""
+    """An asynchronous commit waiting for its answer."""
 
     trigger: str
     offsets: list[TopicPartition]
-    call: HelperCall[Answer]
+    at: float
+
+
+class CommitVerdicts:
+    """Step 5's judgement across checkpoints: what a refusal means for the replica."""
+
+    def __init__(self, metrics: Metrics, blocked_after: int = BLOCKED_AFTER) -> None:
+        self._metrics = metrics
+        self._blocked_after = blocked_after
+        self._in_a_row = 0  # checkpoints refused in a row with errors no retry cures
+        self.blocked: str | None = None  # why commits count as blocked, while they do
+
+    def accepted(self) -> None:
+        self._in_a_row = 0
+        if self.blocked is not None:
+            _log.info("commits_unblocked")
+            self.blocked = None
+            self._metrics.commit_blocked.set(0)
+
+    def refused(self, refusals: Sequence[Refusal]) -> CommitFailed:
+        """Count the refusal by code; the error to raise for it.
+
+        Raises :class:`InfrastructureError` for an authorization failure: no retry and no
+        restart will cure it, and a replica that cannot commit must not pretend to work.
+        """
+        codes = sorted({error.name() for _, error in refusals})
+        for code in codes:
+            self._metrics.commit_errors.labels(code).inc()
+        detail = ", ".join(f"{what}: {error.name()}: {error.str()}" for what, error in refusals)
+        if any(error.code() in _AUTHORIZATION for _, error in refusals):
+            raise InfrastructureError(f"the group coordinator refuses our commits: {detail}")
+        retriable = all(_retriable(error) for _, error in refusals)
+        if not retriable:
+            self._in_a_row += 1
+            if self._in_a_row >= self._blocked_after:
+                if self.blocked is None:
+                    _log.error("commits_blocked", in_a_row=self._in_a_row, codes=codes)
+                self.blocked = f"{self._in_a_row} commits in a row refused ({', '.join(codes)})"
+                self._metrics.commit_blocked.set(1)
+        return CommitFailed(detail, retriable=retriable)
 
 
 class Checkpoint:
-    """The commits of one consumer; used from the loop thread and its rebalance callbacks."""
+    """The commits of one consumer; used from the loop thread and its client callbacks."""
 
     def __init__(
         self,
@@ -94,8 +165,9 @@ class Checkpoint:
         self._clock = clock
         self._next_due = clock() + interval
         self._committed: dict[Partition, int] = {}
-        self._latest: _Sent | None = None  # the last commit sent from a helper thread
-        self._background: _Sent | None = None  # a background commit owed its step 5
+        self._unanswered: deque[_Sent] = deque()  # asynchronous commits, oldest first
+        self._latest: HelperCall[Answer] | None = None  # the last synchronous commit
+        self._verdicts = CommitVerdicts(metrics)
         self._halted = transactional  # nothing is ever committed here in exactly-once mode
         self._transactional = transactional
 
@@ -112,26 +184,30 @@ class Checkpoint:
         """How many partitions this replica owns now."""
         return len(self._tracker.partitions)
 
+    @property
+    def blocked(self) -> str | None:
+        """Why commits count as blocked (readiness fails meanwhile), or None."""
+        return self._verdicts.blocked
+
     # -- ownership: the rebalance callbacks and the end ------------------------------------------
 
     def assign(self, partitions: list[Partition]) -> None:
         self._tracker.assign(partitions)
 
     def revoke(self, partitions: list[Partition]) -> None:
-        """Flush, then commit the revoked partitions' acknowledged work, within the budget.
+        """Flush within ``revoke_timeout``, then commit the revoked partitions' acknowledged work
+        asynchronously; returns within the budget whatever the coordinator does.
 
-        Runs inside the rebalance callback. Raises what must stop the replica (a delivery
-        error); the partitions are forgotten whatever happens.
+        Runs inside the rebalance callback. The commit is answered later (``on_commit``);
+        librdkafka hands the partitions over only after that answer (see the module doc).
+        Raises what must stop the replica (a delivery error); the partitions are forgotten
+        whatever happens.
         """
         try:
             if not self._halted:
-                budget = self._revoke_timeout
-                deadline = self._clock() + budget
-                left = self._delivery.flush(budget * 0.6)
+                left = self._delivery.flush(self._revoke_timeout)
                 self._forget_alerts_if(left > 0)
-                self.commit_with_retries(
-                    "revoke", max(deadline - self._clock(), 0.1), partitions, in_callback=True
-                )
+                self._send("revoke", partitions)
         finally:
             self._drop(partitions)
 
@@ -168,50 +244,64 @@ class Checkpoint:
             self._forget_alerts()
             _log.warning("alert_window_reset", reason="partitions given up with output in flight")
 
-    # -- commits ---------------------------------------------------------------------------------
+    # -- asynchronous commits: the interval and revokes ------------------------------------------
 
     def commit_in_background(self, trigger: str = "interval") -> None:
-        """Steps 1-3 now, step 4 on a helper thread, step 5 at the next call.
+        """Steps 1-4 now (the commit asynchronous), step 5 when the answer comes back.
 
         Raises :class:`auditstream.stream.errors.DeliveryError` (step 2). While the previous
-        background commit has not returned, nothing new is sent: the next interval commits
+        asynchronous commit is unanswered, nothing new is sent: the next interval commits
         further.
         """
         self._next_due = self._clock() + self._interval
-        self._finish_background()
-        if self._waiting():
+        if self._unanswered and self._clock() - self._unanswered[-1].at < UNANSWERED_AFTER:
             return
-        self._delivery.poll(0)
-        self._delivery.raise_delivery_errors()
-        offsets = self._moved(None)
+        self._send(trigger, None)
+
+    def answered(self, error: KafkaError | None, answer: Answer) -> None:
+        """Step 5 of an asynchronous commit: the client's ``on_commit``, inside ``consume`` (or
+        ``close``). Raises what must stop the replica (an authorization failure)."""
+        sent = self._take(answer)
+        trigger = sent.trigger if sent is not None else "unknown"
+        offsets = sent.offsets if sent is not None else answer
+        try:
+            self._record(trigger, offsets, answer, error)
+        except CommitFailed as err:
+            self._failed(trigger, err, gave_up=False)
+
+    def _send(self, trigger: str, partitions: Collection[Partition] | None) -> None:
+        self._delivery.poll(0)  # 1. acknowledgements already received count
+        self._delivery.raise_delivery_errors()  # 2. lost output: never commit past it
+        offsets = self._moved(partitions)  # 3. acked prefixes that moved
         if not offsets:
             return
-        self._background = self._send(trigger, offsets)
-
-    def _finish_background(self) -> None:
-        """Step 5 of the background commit, once it has returned."""
-        pending = self._background
-        if pending is None or not pending.call.returned.is_set():
+        try:  # 4. returns at once; the answer comes through on_commit
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as err:  # refused before it was sent
+            try:
+                self._record(trigger, offsets, offsets, err.args[0])
+            except CommitFailed as failure:
+                self._failed(trigger, failure, gave_up=False)
             return
-        self._background = None
-        try:
-            self._record(pending.trigger, pending.offsets, _answer(pending, 0.0))
-        except CommitFailed as err:
-            self._metrics.commit_failures.labels(pending.trigger).inc()
-            _log.warning("checkpoint_failed", trigger=pending.trigger, error=str(err))
+        self._unanswered.append(_Sent(trigger, offsets, self._clock()))
+
+    def _take(self, answer: Answer) -> _Sent | None:
+        """The commit an answer is for: the one with the same offsets, else the oldest."""
+        wanted = _offsets(answer)
+        for sent in self._unanswered:
+            if _offsets(sent.offsets) == wanted:
+                self._unanswered.remove(sent)
+                return sent
+        return self._unanswered.popleft() if self._unanswered else None
+
+    # -- synchronous commits: shutdown -----------------------------------------------------------
 
     def commit_with_retries(
-        self,
-        trigger: str,
-        deadline: float,
-        partitions: Collection[Partition] | None = None,
-        *,
-        in_callback: bool = False,
+        self, trigger: str, deadline: float, partitions: Collection[Partition] | None = None
     ) -> bool:
-        """Steps 1-5, retrying retriable failures until ``deadline`` s have passed.
-
-        ``in_callback``: called from a rebalance callback, so the commit runs on this thread.
-        """
+        """Steps 1-5 on a helper thread, waited for at most ``deadline`` s in all, retrying
+        retriable failures. Not while the loop thread is inside ``consume`` (see the module
+        doc); raises what must stop the replica (a delivery or an authorization failure)."""
         retrying = bounded(
             f"commit_{trigger}",
             deadline=deadline,
@@ -221,40 +311,68 @@ class Checkpoint:
         )
         end = self._clock() + deadline
         try:
-            retrying(
-                lambda: self._commit_once(
-                    trigger, partitions, None if in_callback else end - self._clock()
-                )
-            )
+            retrying(lambda: self._commit_once(trigger, partitions, end - self._clock()))
         except CommitFailed as err:
-            self._metrics.commit_failures.labels(trigger).inc()
-            _log.error("checkpoint_failed", trigger=trigger, error=str(err), gave_up=True)
+            self._failed(trigger, err, gave_up=True)
             return False
         return True
 
     def _commit_once(
-        self, trigger: str, partitions: Collection[Partition] | None, timeout: float | None
+        self, trigger: str, partitions: Collection[Partition] | None, timeout: float
     ) -> None:
-        self._finish_background()  # its answer first: it was sent first
-        self._delivery.poll(0)  # 1. acknowledgements already received count
-        self._delivery.raise_delivery_errors()  # 2. lost output: never commit past it
-        offsets = self._moved(partitions)  # 3. acked prefixes that moved
+        self._delivery.poll(0)  # 1.
+        self._delivery.raise_delivery_errors()  # 2.
+        offsets = self._moved(partitions)  # 3.
         if not offsets:
             return
-        answer = self._commit_call(trigger, offsets, timeout)  # 4. synchronously, bounded
-        self._record(trigger, offsets, answer)  # 5.
+        answer, error = self._commit_call(offsets, timeout)  # 4. synchronously, bounded
+        self._record(trigger, offsets, answer, error)  # 5.
 
-    def _record(self, trigger: str, offsets: list[TopicPartition], answer: Answer) -> None:
-        """Step 5: note what the broker took; raise CommitFailed naming what it refused."""
-        failed: list[tuple[TopicPartition, KafkaError]] = []
-        for tp in answer:  # 5. per partition
-            if tp.error is None:
+    def _commit_call(
+        self, offsets: list[TopicPartition], timeout: float
+    ) -> tuple[Answer, KafkaError | None]:
+        """The commit on a helper thread, one at a time (an abandoned one may still be waiting
+        for the coordinator: it commits offsets that were safe when asked, which stays safe).
+        The broker's answer, or the offsets with the error that refused them all."""
+        if timeout < 0.05:
+            raise CommitFailed("no time left for a commit", retriable=False)
+        if self._latest is not None and not self._latest.returned.is_set():
+            raise CommitFailed(
+                "the previous commit is still waiting for the broker", retriable=True
+            )
+        self._latest = HelperCall("commit", lambda: self._commit(offsets))
+        try:
+            return self._latest.result(timeout), None
+        except TimedOut as err:
+            raise CommitFailed(str(err), retriable=True) from err
+        except KafkaException as err:
+            return offsets, err.args[0]
+
+    def _commit(self, offsets: list[TopicPartition]) -> Answer:
+        return list(self._consumer.commit(offsets=offsets, asynchronous=False) or ())
+
+    # -- both ------------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        trigger: str,
+        offsets: list[TopicPartition],
+        answer: Answer,
+        error: KafkaError | None = None,
+    ) -> None:
+        """Step 5: note what the coordinator took (for partitions still ours); judge what it
+        refused, raising :class:`CommitFailed` (or what must stop the replica)."""
+        refusals: list[Refusal] = [
+            (f"{tp.topic}[{tp.partition}]", tp.error) for tp in answer if tp.error is not None
+        ]
+        if error is not None and not refusals:
+            refusals = [("commit", error)]
+        if refusals:
+            raise self._verdicts.refused(refusals)
+        for tp in answer:
+            if self._tracker.assigned((tp.topic, tp.partition)):
                 self._committed[(tp.topic, tp.partition)] = tp.offset
-            else:
-                failed.append((tp, tp.error))
-        if failed:
-            detail = ", ".join(f"{tp.topic}[{tp.partition}]: {error}" for tp, error in failed)
-            raise CommitFailed(detail, retriable=all(_retriable(e) for _, e in failed))
+        self._verdicts.accepted()
         self._metrics.commits.labels(trigger).inc()
         _log.info(
             "checkpoint_committed",
@@ -262,33 +380,12 @@ class Checkpoint:
             offsets={f"{tp.topic}[{tp.partition}]": tp.offset for tp in offsets},
         )
 
-    def _commit_call(
-        self, trigger: str, offsets: list[TopicPartition], timeout: float | None
-    ) -> Answer:
-        """The commit: on this thread (``timeout`` None), or on a helper thread, one at a time
-        (an abandoned one may still be waiting for the coordinator: it commits offsets that were
-        safe when asked, which stays safe)."""
-        if timeout is None:
-            return _failing_as_commit(lambda: self._commit(offsets))
-        if timeout < 0.05:
-            raise CommitFailed("no time left for a commit", retriable=False)
-        if self._waiting():
-            raise CommitFailed(
-                "the previous commit is still waiting for the broker", retriable=True
-            )
-        return _answer(self._send(trigger, offsets), timeout)
-
-    def _send(self, trigger: str, offsets: list[TopicPartition]) -> _Sent:
-        sent = _Sent(trigger, offsets, HelperCall("commit", lambda: self._commit(offsets)))
-        self._latest = sent
-        return sent
-
-    def _commit(self, offsets: list[TopicPartition]) -> Answer:
-        return list(self._consumer.commit(offsets=offsets, asynchronous=False) or ())
-
-    def _waiting(self) -> bool:
-        """A commit sent from a helper thread has no answer yet (commits go out in order)."""
-        return self._latest is not None and not self._latest.call.returned.is_set()
+    def _failed(self, trigger: str, err: CommitFailed, *, gave_up: bool) -> None:
+        self._metrics.commit_failures.labels(trigger).inc()
+        if gave_up:
+            _log.error("checkpoint_failed", trigger=trigger, error=str(err), gave_up=True)
+        else:
+            _log.warning("checkpoint_failed", trigger=trigger, error=str(err))
 
     def _moved(self, partitions: Collection[Partition] | None) -> list[TopicPartition]:
         positions = self._tracker.committable_all()
@@ -300,24 +397,13 @@ class Checkpoint:
         ]
 
 
-def _answer(sent: _Sent, timeout: float) -> Answer:
-    """The broker's per-partition answer to a helper-thread commit, waiting at most
-    ``timeout`` s; every failure of the call is a :class:`CommitFailed`."""
-    return _failing_as_commit(lambda: sent.call.result(timeout))
-
-
-def _failing_as_commit(call: Callable[[], Answer]) -> Answer:
-    try:
-        return call()
-    except TimedOut as err:
-        raise CommitFailed(str(err), retriable=True) from err
-    except KafkaException as err:
-        error: KafkaError = err.args[0]
-        raise CommitFailed(f"{error.name()}: {error.str()}", retriable=_retriable(error)) from err
+def _offsets(partitions: Answer) -> set[tuple[str, int, int]]:
+    return {(tp.topic, tp.partition, tp.offset) for tp in partitions}
 
 
 def _retriable(error: KafkaError) -> bool:
-    """Worth another try: transport trouble, a coordinator that is loading or moving."""
+    """Worth another try: transport trouble, a coordinator that is loading or moving, a group
+    in the middle of a rebalance (the client is rejoining already)."""
     if error.retriable():
         return True
     return error.code() in (
@@ -328,5 +414,6 @@ def _retriable(error: KafkaError) -> bool:
         KafkaError.COORDINATOR_NOT_AVAILABLE,
         KafkaError.NOT_COORDINATOR,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REBALANCE_IN_PROGRESS,
         KafkaError._ALL_BROKERS_DOWN,
     )

@@ -16,7 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # stubs re-export only from cimpl
     AdminClient,
     ConfigResource,
@@ -63,9 +70,13 @@ def record_budget(limit: int) -> int:
 
 
 def create_clients(
-    kafka: KafkaSettings, on_error: OnClientError, on_stats: OnStatistics
+    kafka: KafkaSettings,
+    on_error: OnClientError,
+    on_stats: OnStatistics,
+    on_commit: Callable[[KafkaError | None, list[TopicPartition]], None] | None = None,
 ) -> tuple[Consumer, Producer]:
-    """Both clients, logging through structlog; ``on_stats`` only when statistics are on.
+    """Both clients, logging through structlog; ``on_stats`` only when statistics are on;
+    ``on_commit`` gets the answers to asynchronous commits (inside ``consume``).
 
     librdkafka checks the properties here: one it refuses is a :class:`SettingsError`.
     """
@@ -74,6 +85,8 @@ def create_clients(
         "error_cb": on_error,
         "logger": librdkafka_logger("consumer"),
     }
+    if on_commit is not None:
+        consumer_conf["on_commit"] = on_commit
     if kafka.stats_interval > 0:
         consumer_conf["stats_cb"] = on_stats
     producer_conf = {

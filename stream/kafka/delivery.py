@@ -5,27 +5,56 @@ that runs when the broker acknowledges it. A failed delivery is *latched*, not p
 error is kept and :meth:`Delivery.raise_delivery_errors` raises it before every commit, so no
 offset is ever committed past an output that did not reach the broker. With the idempotent
 producer, librdkafka already retried until ``message.timeout.ms``: a delivery error is final.
+Every failed delivery is counted (``auditstream_delivery_errors``), not only the first.
+
+A full producer queue (the broker slow or away) makes :meth:`Delivery.produce` wait, bounded,
+serving callbacks; a stop request ends that wait at once (:class:`ProduceAbandoned`), so that a
+stopping replica does not sit out the whole bound while its shutdown budget runs.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from auditstream.stream.errors import DeliveryError, InfrastructureError
+from auditstream.stream.metrics import Metrics
 
 Header = tuple[str, bytes | str | None]
 OnAcked = Callable[[], None]  # the broker has the record
 
 
-class Delivery:
-    """A thin wrapper over one :class:`confluent_kafka.Producer`, used from one thread."""
+class ProduceAbandoned(Exception):
+    """A stop was requested while :meth:`Delivery.produce` waited for room in the full queue.
 
-    def __init__(self, producer: Producer, *, queue_full_timeout: float = 60.0) -> None:
+    The record was not produced, so its message never gets all the acknowledgements the offset
+    tracker was told to expect: neither it nor anything after it on its partition is committed,
+    and the next owner reads it again. Not a failure: the service goes on to its normal stop.
+    """
+
+
+class Delivery:
+    """A thin wrapper over one :class:`confluent_kafka.Producer`, used from one thread.
+
+    ``stop``: the service's stop request, which ends a wait for room in the queue;
+    ``metrics``: where failed deliveries are counted.
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        *,
+        queue_full_timeout: float = 60.0,
+        stop: threading.Event | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._producer = producer
         self._queue_full_timeout = queue_full_timeout
+        self._stop = stop or threading.Event()
+        self._metrics = metrics
         self._error: DeliveryError | None = None
         self.failures = 0
 
@@ -45,6 +74,9 @@ class Delivery:
         """Queue one record; when the local queue is full, serve callbacks and retry (bounded).
 
         ``on_acked`` runs (inside a later ``poll``/``flush``) once the broker has the record.
+        Raises :class:`ProduceAbandoned` when a stop is requested while the queue is full, a
+        latched :class:`DeliveryError`, or :class:`InfrastructureError` when the queue stays
+        full for ``queue_full_timeout``.
         """
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
@@ -63,6 +95,10 @@ class Delivery:
             except BufferError:
                 # Back-pressure: the broker is slow or away. Serving callbacks frees the queue.
                 self.raise_delivery_errors()
+                if self._stop.is_set():
+                    raise ProduceAbandoned(
+                        f"stop requested while the queue to {topic} was full"
+                    ) from None
                 if time.monotonic() >= deadline:
                     raise InfrastructureError(
                         f"the producer queue stayed full for {self._queue_full_timeout:.0f} s"
@@ -92,6 +128,8 @@ class Delivery:
 
     def _latch(self, err: KafkaError, msg: Message) -> None:
         self.failures += 1
+        if self._metrics is not None:
+            self._metrics.delivery_errors.inc()
         if self._error is None:
             self._error = DeliveryError(
                 str(msg.topic()), err.name(), err.str(), fatal=bool(err.fatal())

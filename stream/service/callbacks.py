@@ -1,10 +1,11 @@
-"""What the clients report back to the service: errors, statistics and rebalances.
+"""What the clients report back to the service: errors, statistics, rebalances, commit answers.
 
-All of it runs inside ``consume``/``poll``/``flush`` on the loop thread. What must stop the
-replica (a fatal client error, a delivery error met while revoking) is *latched* here and raised
-by the loop (:meth:`ClientEvents.raise_latched`): a callback must not raise into librdkafka.
-What a rebalance means for the offsets is the checkpoint's business; the callbacks only hand it
-over and report (metrics, readiness, one log line).
+All of it runs inside ``consume``/``poll``/``flush`` on the loop thread (or inside the final
+``close``). What must stop the replica (a fatal client error, a delivery error met while
+revoking, a commit the coordinator is not authorized to take) is *latched* here and raised by
+the loop (:meth:`ClientEvents.raise_latched`): a callback must not raise into librdkafka. What
+a rebalance or a commit answer means for the offsets is the checkpoint's business; the callbacks
+only hand it over and report (metrics, readiness, one log line).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class ClientEvents:
         self._health = health
         self._metrics = metrics
         self._failure: BaseException | None = None
+        self._checkpoint: Checkpoint | None = None  # once the data path exists
+
+    def attach(self, checkpoint: Checkpoint) -> None:
+        """The checkpoint that commit answers (``on_commit``) go to."""
+        self._checkpoint = checkpoint
 
     def on_error(self, error: KafkaError) -> None:
         """Client-level errors. librdkafka retries transport errors itself (and its own log
@@ -57,8 +63,23 @@ class ClientEvents:
             _log.info("brokers_reachable")
         self._health.broker_reachable = up
 
+    def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The answer to an asynchronous commit, handed to the checkpoint (its step 5); whether
+        commits are blocked goes to readiness."""
+        checkpoint = self._checkpoint
+        if checkpoint is None:
+            return
+        try:
+            checkpoint.answered(error, partitions)
+        except BaseException as err:  # latched, raised by the loop
+            self.latch(err)
+        finally:
+            self._health.commits_blocked = checkpoint.blocked
+
     def consumer_error(self, error: KafkaError) -> None:
-        """An error among the consumed records: fatal ones stop the batch and the replica."""
+        """An error among the consumed records, counted by code: fatal ones stop the batch and
+        the replica, the others are logged and skipped."""
+        self._metrics.consume_errors.labels(error.name()).inc()
         if error.fatal():
             raise FatalClientError(f"{error.name()}: {error.str()}")
         _log.warning("consume_error", code=error.name(), detail=error.str())
@@ -84,7 +105,9 @@ def rebalance_callbacks(
     checkpoint: Checkpoint, events: ClientEvents
 ) -> dict[str, RebalanceCallback]:
     """``on_assign``/``on_revoke``/``on_lost`` for ``Consumer.subscribe``, delegating to the
-    checkpoint; a failure while revoking is latched, the partitions are given up regardless."""
+    checkpoint; a failure while revoking is latched, the partitions are given up regardless.
+    The answers to the checkpoint's commits (``events.on_commit``) go to it from now on."""
+    events.attach(checkpoint)
 
     def on_assign(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned = _partitions(partitions)

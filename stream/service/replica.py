@@ -5,8 +5,10 @@ without waiting for it to fill: see :func:`auditstream.stream.kafka.clients.next
 :class:`MessageProcessor` (pipeline, alerts and dead letters produced, offsets tracked) →
 ``poll`` the producer → :class:`Checkpoint` on its interval. Rebalance callbacks hand the
 partitions to the checkpoint, which flushes and commits what is revoked within a bounded budget.
-A stop request (SIGTERM/SIGINT, or :meth:`Service.stop`) ends the loop between batches; then the
-producer is flushed, the acknowledged work committed and the clients closed.
+A stop request (SIGTERM/SIGINT, or :meth:`Service.stop`) ends the loop between batches (or a
+wait for room in a full producer queue, leaving that message uncommitted); then the producer is
+flushed, the acknowledged work committed and the clients closed. A failure reported while doing
+so (a delivery error, a fatal client error) still makes the exit code 4.
 
 This module holds the lifecycle only: the clients are made in
 :mod:`auditstream.stream.kafka.clients`, the data path in :mod:`.assembly`, the alert format in
@@ -45,7 +47,7 @@ from auditstream.stream.kafka.clients import (
     next_batch,
 )
 from auditstream.stream.kafka.config import consumer_config
-from auditstream.stream.kafka.delivery import Delivery
+from auditstream.stream.kafka.delivery import Delivery, ProduceAbandoned
 from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition
 from auditstream.stream.kafka.transactions import Transactions
 from auditstream.stream.metrics import Metrics
@@ -128,8 +130,10 @@ class Service:
 
     def _run(self) -> None:
         events = self._events
-        consumer, producer = create_clients(self.settings.kafka, events.on_error, events.on_stats)
-        delivery = Delivery(producer)
+        consumer, producer = create_clients(
+            self.settings.kafka, events.on_error, events.on_stats, events.on_commit
+        )
+        delivery = Delivery(producer, stop=self._stop, metrics=self.metrics)
         path: DataPath | None = None
         history: AlertLog | None = None
         try:
@@ -151,6 +155,7 @@ class Service:
         finally:
             if history is not None:
                 history.close()
+        self._raise_late_failures(delivery)
 
     def _await_topics(self, consumer: Consumer) -> None:
         settings = self.settings
@@ -236,10 +241,14 @@ class Service:
                 _log.info("alert_window_caught_up", alert_ids=read,
                           seconds=round(time.monotonic() - started, 3))  # fmt: skip
             owned = set(self._tracker.partitions)
-            if batches is not None:
-                batches.run(messages, events.consumer_error)
-                continue
-            processor.handle_batch(messages, events.consumer_error)
+            try:
+                if batches is not None:
+                    batches.run(messages, events.consumer_error)
+                    continue
+                processor.handle_batch(messages, events.consumer_error)
+            except ProduceAbandoned:  # stopped while the producer queue was full
+                _log.warning("produce_abandoned", reason=self._stop_reason)
+                return
             delivery.poll(0)
             delivery.raise_delivery_errors()
             if checkpoint.due():
@@ -255,6 +264,13 @@ class Service:
         # Leave the group (on_revoke finds nothing new to commit); bounded.
         close_consumer(consumer, max(deadline - time.monotonic(), 1.0))
         _log.info("service_stopped", committed=committed)
+
+    def _raise_late_failures(self, delivery: Delivery) -> None:
+        """What the callbacks latched during the final flush and close (a fatal client error, a
+        delivery error): the replica stopped, but not cleanly, and exits 4."""
+        self._events.raise_latched()
+        delivery.poll(0)
+        delivery.raise_delivery_errors()
 
 
 def _render(offsets: dict[Partition, int]) -> dict[str, int]:

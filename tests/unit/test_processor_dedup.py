@@ -189,8 +189,6 @@ def test_a_transport_failure_while_encoding_is_not_a_dead_letter() -> None:
 
 
 def test_an_aborted_batch_takes_only_its_own_ids_out_of_the_window() -> None:
-    from auditstream.detections.alert_window import RecentAlerts
-
     window = RecentAlerts(10)
     window.record("committed-earlier")
     window.stage()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from devtools.jvm.kafka import KafkaCluster
-from devtools.jvm.process import wait_until
-from tests.integration.service.conftest import Deployment, StartProcess
+from devtools.jvm.process import JvmProcess, wait_until
+from tests.integration.service.conftest import Deployment, StartInProcess, StartProcess
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
 pytestmark = pytest.mark.integration
@@ -52,3 +52,34 @@ def test_message_timeout_exits_non_zero_without_committing_past_it(
     keys = own_deployment.alert_keys(timeout=60)
     missing = expected - set(keys)
     assert not missing, f"{len(missing)} alerts lost: offsets were committed past lost output"
+
+
+def test_every_failed_delivery_is_counted(
+    own_cluster: KafkaCluster, own_deployment: Deployment, in_process: StartInProcess
+) -> None:
+    """The broker freezes (SIGSTOP) while alerts are in flight; each times out after 2 s. The
+    replica exits 4, and ``auditstream_delivery_errors_total`` counts the failed deliveries (a
+    producer queue of 5 records keeps the replica from finishing its input before the freeze)."""
+    own_deployment.produce(build_corpus(execs=1_000, routine=5_000, seed=23))
+    env = own_deployment.env(
+        commit_interval="1", shutdown_timeout="3",
+        producer__queue_buffering_max_messages="5", producer__message_timeout_ms="2000",
+    )  # fmt: skip
+    running = in_process(env)
+    metrics = running.service.metrics.registry
+    wait_until(
+        lambda: (metrics.get_sample_value("auditstream_messages_consumed_total") or 0) > 500,
+        timeout=60, what="progress", alive=running.check_alive,
+    )  # fmt: skip
+    process = own_cluster._node(0).process  # frozen, not stopped: requests go unanswered
+    assert isinstance(process, JvmProcess)
+    process.send(signal.SIGSTOP)
+    try:
+        running.thread.join(60)
+        assert not running.thread.is_alive(), "the replica did not stop on the lost output"
+    finally:
+        process.send(signal.SIGCONT)
+    assert running.result == [4]
+    failed = metrics.get_sample_value("auditstream_delivery_errors_total")
+    print(f"\ndelivery errors counted: {failed}")
+    assert failed is not None and failed >= 1

@@ -6,12 +6,17 @@ leaves commits its acknowledged work on revoke. Nothing is lost.
 from __future__ import annotations
 
 import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from devtools.jvm.process import wait_until
+from auditstream.stream.kafka.checkpoint import Checkpoint
+from auditstream.stream.kafka.offset_tracker import Partition
+from devtools.jvm.kafka import KafkaCluster
+from devtools.jvm.process import JvmProcess, wait_until
 from tests.integration.service.conftest import (
     Deployment,
     ServiceProcess,
@@ -19,6 +24,7 @@ from tests.integration.service.conftest import (
     StartProcess,
 )
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
+from tests.integration.service.group_member import Joiner
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +111,84 @@ def test_revoke_commits_before_handing_over(
     assert revoke_commits and revoke_commits >= 1
     assert first.stop() == 0
     assert second.stop() == 0
+
+
+REVOKE_TIMEOUT = 3.0
+SHUTDOWN_TIMEOUT = 6.0
+
+
+def test_a_coordinator_that_stops_answering_mid_revoke_neither_blocks_the_loop_nor_the_stop(
+    own_cluster: KafkaCluster,
+    own_deployment: Deployment,
+    in_process: StartInProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The broker (the group coordinator) is frozen with SIGSTOP the moment the revoke callback
+    starts, so the revoke's commit cannot be answered. The callback still returns within
+    ``revoke_timeout`` (plus a margin), the loop keeps turning (``/healthz`` stays green with a
+    2 s staleness limit), and a stop request ends the replica within ``shutdown_timeout``.
+
+    Only the moment of the fault is chosen by wrapping ``Checkpoint.revoke``; everything Kafka
+    does (the rebalance, the unanswered commit, the close) is the real broker's and client's."""
+    own_deployment.produce(build_corpus(execs=100, routine=6_000, seed=31))
+    broker = _broker_process(own_cluster)
+    paused = threading.Event()
+    revokes: list[float] = []
+    revoke = Checkpoint.revoke
+
+    def revoke_with_the_coordinator_frozen(self: Checkpoint, partitions: list[Partition]) -> None:
+        if not paused.is_set():
+            broker.send(signal.SIGSTOP)
+            paused.set()
+        started = time.monotonic()
+        try:
+            revoke(self, partitions)
+        finally:
+            revokes.append(time.monotonic() - started)
+
+    monkeypatch.setattr(Checkpoint, "revoke", revoke_with_the_coordinator_frozen)
+    env = own_deployment.env(
+        commit_interval="600", revoke_timeout=str(REVOKE_TIMEOUT),
+        shutdown_timeout=str(SHUTDOWN_TIMEOUT), health_stale_after="2",
+    )  # fmt: skip
+    running = in_process(env)
+    metrics = running.service.metrics.registry
+    wait_until(
+        lambda: (metrics.get_sample_value("auditstream_messages_consumed_total") or 0) > 3_000,
+        timeout=60, what="progress on every partition", alive=running.check_alive,
+    )  # fmt: skip
+    joiner = Joiner(own_deployment.bootstrap, own_deployment.group, own_deployment.topics.inputs)
+    try:
+        wait_until(paused.is_set, timeout=60, what="the revoke to start", alive=running.check_alive)
+        wait_until(lambda: bool(revokes), timeout=REVOKE_TIMEOUT + 2.0,
+                   what="the revoke callback to return", alive=running.check_alive)  # fmt: skip
+        print(f"\nrevoke returned after {revokes[0]:.2f}s with the coordinator frozen")
+        assert revokes[0] < REVOKE_TIMEOUT + 1.0
+        frozen = time.monotonic()
+        while time.monotonic() - frozen < 3.0:  # longer than health_stale_after
+            alive, detail = running.service.health.alive()
+            assert alive, detail
+            time.sleep(0.2)
+        stopped = time.monotonic()
+        running.service.stop("SIGTERM")
+        running.thread.join(SHUTDOWN_TIMEOUT + 10.0)
+        took = time.monotonic() - stopped
+        print(f"stop -> exit {running.result} in {took:.2f}s with the coordinator frozen")
+        assert not running.thread.is_alive(), "the stop was not honoured"
+        assert running.result == [0]
+        assert took < SHUTDOWN_TIMEOUT + 2.0
+    finally:
+        if paused.is_set():
+            broker.send(signal.SIGCONT)
+        joiner.stop()
+
+
+def _broker_process(cluster: KafkaCluster) -> JvmProcess:
+    """The single node's JVM, to freeze it (SIGSTOP) rather than stop it: connections stay open
+    and requests go unanswered, like a coordinator that hangs or a network that drops packets."""
+    process = cluster._node(0).process
+    assert process is not None
+    return process
 
 
 def _alive(replicas: list[ServiceProcess]) -> Callable[[], None]:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools.jvm.process import wait_until
-from tests.integration.service.conftest import Deployment, StartProcess
+from devtools.jvm.kafka import KafkaCluster
+from devtools.jvm.process import JvmProcess, wait_until
+from tests.integration.service.conftest import Deployment, StartInProcess, StartProcess
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
 pytestmark = pytest.mark.integration
@@ -67,3 +68,69 @@ def test_sigterm_mid_run_commits_acknowledged_work_and_exits_0(
     keys = deployment.alert_keys()
     assert set(keys) == expected
     print(f"alerts {len(expected)}, duplicates after the restart: {sum(keys.values()) - len(keys)}")
+
+
+SHUTDOWN_TIMEOUT = 6.0
+
+
+def test_a_stop_while_the_producer_queue_is_full_exits_0_within_the_budget(
+    own_cluster: KafkaCluster,
+    own_deployment: Deployment,
+    in_process: StartInProcess,
+    tmp_path: Path,
+) -> None:
+    """The broker freezes (SIGSTOP) mid-run with a producer queue of 5 records: the replica soon
+    waits in ``produce`` for room that never comes. A stop request then ends that wait, the
+    replica shuts down within ``shutdown_timeout`` and exits 0, and the message whose outputs
+    were not all produced is not committed: a second replica, once the broker is back, finishes
+    the input with no alert missing."""
+    records = build_corpus(execs=1_000, routine=5_000, seed=17)
+    expected = set(scan_alert_ids(records, tmp_path))
+    own_deployment.produce(records)
+    env = own_deployment.env(
+        commit_interval="1", shutdown_timeout=str(SHUTDOWN_TIMEOUT),
+        producer__queue_buffering_max_messages="5", producer__message_timeout_ms="300000",
+    )  # fmt: skip
+    running = in_process(env)
+    metrics = running.service.metrics.registry
+
+    def consumed() -> float:
+        return metrics.get_sample_value("auditstream_messages_consumed_total") or 0.0
+
+    wait_until(lambda: consumed() > 500, timeout=60, what="progress", alive=running.check_alive)
+    broker = _broker_process(own_cluster)
+    broker.send(signal.SIGSTOP)
+    try:
+        # The loop is stuck in produce once nothing is consumed any more, input still ahead.
+        last, still = consumed(), 0
+        while still < 6:
+            time.sleep(0.25)
+            now = consumed()
+            still, last = (still + 1, now) if now == last else (0, now)
+        assert last < len(records), "too late: the input was done before the broker froze"
+        stopped = time.monotonic()
+        running.service.stop("SIGTERM")
+        running.thread.join(SHUTDOWN_TIMEOUT + 10.0)
+        took = time.monotonic() - stopped
+        print(
+            f"\nqueue full after {last:.0f} records; stop -> exit {running.result} in {took:.2f}s"
+        )
+        assert not running.thread.is_alive(), "the stop was not honoured"
+        assert running.result == [0]
+        assert took < SHUTDOWN_TIMEOUT + 2.0
+    finally:
+        broker.send(signal.SIGCONT)
+
+    second = in_process(own_deployment.env(commit_interval="1"))
+    own_deployment.wait_committed_to_end(timeout=180, alive=second.check_alive)
+    assert second.stop() == 0
+    keys = own_deployment.alert_keys(timeout=60)
+    missing = expected - set(keys)
+    assert not missing, f"{len(missing)} alerts lost: committed past output never produced"
+
+
+def _broker_process(cluster: KafkaCluster) -> JvmProcess:
+    """The single node's JVM, to freeze it (SIGSTOP): requests go unanswered."""
+    process = cluster._node(0).process
+    assert process is not None
+    return process
