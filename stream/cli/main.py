@@ -104,6 +104,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         ("--input-pattern", "REGEX", "subscribe to topics matching ^REGEX (instead of topics)"),
         ("--group-id", "ID", "consumer group (default auditstream)"),
         ("--group-protocol", "P", "classic (cooperative-sticky, default) or consumer (KIP-848)"),
+        ("--delivery", "MODE", "at-least-once (default) or exactly-once (Kafka transactions)"),
+        ("--transactional-id", "ID", "exactly-once: this replica's id (default: see README)"),
         ("--alert-topic", "TOPIC", "where alerts go"),
         ("--dead-letter-topic", "TOPIC", "where input that is not audit data goes"),
         ("--alert-format", "FMT", "avro (via the Schema Registry) or json (default)"),
@@ -116,6 +118,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     for flag, kind, metavar, text in (
         ("--http-port", int, "PORT", "port of the HTTP endpoint (default 9108, 0 picks one)"),
         ("--window", int, "N", "alert ids remembered to suppress repeats (default 100000)"),
+        ("--window-restore", float, "S", "seconds of alert ids read back on start (default 600)"),
         ("--commit-interval", float, "S", "seconds between offset commits (default 5)"),
         ("--shutdown-timeout", float, "S", "seconds to flush and commit on stop (default 8)"),
     ):
