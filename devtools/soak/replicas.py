@@ -151,6 +151,9 @@ class ReplicaSet:
         name = slot if generation == 1 else f"{slot}.{generation}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITSTREAM_")}
         env.update(self.env)
+        # A slot is a replica as a StatefulSet runs it: its restarts keep its transactional id,
+        # so each one fences its killed predecessor and aborts what it left open at once.
+        env["AUDITSTREAM_TRANSACTIONAL_ID"] = f"{env.get('AUDITSTREAM_GROUP_ID', 'soak')}-{slot}"
         log_path = self.logdir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
