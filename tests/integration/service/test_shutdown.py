@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 
 from devtools.jvm.kafka import KafkaCluster
 from devtools.jvm.process import JvmProcess, wait_until
@@ -121,12 +122,23 @@ def test_a_stop_while_the_producer_queue_is_full_exits_0_within_the_budget(
     finally:
         broker.send(signal.SIGCONT)
 
+    # A node frozen that long comes back through a leader election of its own partitions:
+    # until it is done, offset queries answer NOT_LEADER_FOR_PARTITION.
+    wait_until(lambda: _answers(own_deployment), timeout=60, what="the broker to lead again")
     second = in_process(own_deployment.env(commit_interval="1"))
     own_deployment.wait_committed_to_end(timeout=180, alive=second.check_alive)
     assert second.stop() == 0
     keys = own_deployment.alert_keys(timeout=60)
     missing = expected - set(keys)
     assert not missing, f"{len(missing)} alerts lost: committed past output never produced"
+
+
+def _answers(deployment: Deployment) -> bool:
+    try:
+        deployment.input_ends()
+    except KafkaException:
+        return False
+    return True
 
 
 def _broker_process(cluster: KafkaCluster) -> JvmProcess:
