@@ -354,8 +354,18 @@ class ServiceProcess:
         self.wait(10)
 
     def wait(self, timeout: float) -> int:
+        """The exit code; a timeout fails with the log's tail, since that is where the why is."""
         assert self.process is not None
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the service was still running after {timeout} s:\n{self.log_tail(80)}"
+            ) from None
+
+    def exited(self) -> bool:
+        assert self.process is not None
+        return self.process.poll() is not None
 
     def check_alive(self) -> None:
         assert self.process is not None

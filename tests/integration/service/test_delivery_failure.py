@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from devtools.jvm.kafka import KafkaCluster
-from devtools.jvm.process import JvmProcess, wait_until
+from devtools.jvm.process import JvmProcess, free_ports, wait_until
 from tests.integration.service.conftest import Deployment, StartInProcess, StartProcess
 from tests.integration.service.corpus import build_corpus, scan_alert_ids
 
@@ -30,11 +31,27 @@ def test_message_timeout_exits_non_zero_without_committing_past_it(
     records = build_corpus(execs=2_000, routine=120_000, seed=8)
     expected = set(scan_alert_ids(records, tmp_path))
     own_deployment.produce(records)
-    env = own_deployment.env(commit_interval="1", producer__message_timeout_ms="3000")
+    (port,) = free_ports(1)
+    env = own_deployment.env(  # a 1 s linger keeps the latest alerts unacknowledged a while
+        commit_interval="1", producer__message_timeout_ms="3000", producer__linger_ms="1000",
+        http_port=str(port),
+    )  # fmt: skip
     proc = subprocesses(env)
     wait_until(lambda: own_deployment.committed_total() > 0, timeout=60, what="first commits",
                alive=proc.check_alive)  # fmt: skip
     assert own_deployment.committed_total() < len(records) // 2, "too late: the input is done"
+    # Freeze the broker, then make sure an alert is in flight before it dies: an outage with
+    # nothing in flight is no failure (the replica rightly waits), and the replica's prefetched
+    # input lasts well under a second, so on a loaded machine a bare kill could find every alert
+    # acknowledged and nothing left to time out (seen once in CI: no exit within 120 s).
+    broker = own_cluster._node(0).process
+    assert isinstance(broker, JvmProcess)
+    broker.send(signal.SIGSTOP)
+    produced = _alerts_produced(port)
+    wait_until(  # or already timed out on alerts it sent just before the freeze
+        lambda: proc.exited() or _alerts_produced(port) > produced,
+        timeout=60, what="an alert produced to the frozen broker",
+    )  # fmt: skip
     own_cluster.stop_node(0, kill=True)  # alerts in flight can no longer be acknowledged
     killed = time.monotonic()
     code = proc.wait(120)  # ~8 s on an idle machine; generous for a loaded one
@@ -83,3 +100,17 @@ def test_every_failed_delivery_is_counted(
     failed = metrics.get_sample_value("auditstream_delivery_errors_total")
     print(f"\ndelivery errors counted: {failed}")
     assert failed is not None and failed >= 1
+
+
+def _alerts_produced(port: int) -> float:
+    """``auditstream_alerts_total`` from the service's metrics endpoint (0 while it is down)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("auditstream_alerts_total{")
+    )
