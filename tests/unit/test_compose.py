@@ -32,7 +32,9 @@ def dockerfile_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for line in text.splitlines():
         if line.startswith("ENV "):
-            env.update(pair.split("=", 1) for pair in shlex.split(line[4:]))
+            for pair in shlex.split(line[4:]):
+                key, _, value = pair.partition("=")
+                env[key] = value
     return env
 
 
@@ -104,11 +106,17 @@ def test_service_settings_point_at_the_stack(stack: dict[str, Any], settings: Se
 
 
 def test_dockerfile(settings: Settings) -> None:
+    """The public base is the default; tests/integration/test_image.py builds it on another."""
     text = (COMPOSE / "Dockerfile").read_text(encoding="utf-8")
+    (base,) = re.findall(r"^ARG BASE=(\S+)", text, re.M)
+    assert base.startswith("python:3.11-slim")
     froms = re.findall(r"^FROM (\S+)", text, re.M)
-    assert froms and all(image.startswith("python:3.11-slim") for image in froms)
+    assert froms and all(image == "${BASE}" for image in froms)
+    assert text.index("ARG BASE=") < text.index("FROM ")  # in scope of every FROM
     users = re.findall(r"^USER (\S+)", text, re.M)
-    assert users and users[-1] not in ("root", "0")
+    assert users == ["10001"]
+    final_stage = text.rsplit("\nFROM ", 1)[1]
+    assert not re.search(r"^RUN ", final_stage, re.M)  # no build tools or mount points left
     healthcheck = re.search(r"^HEALTHCHECK .*", text.replace("\\\n", " "), re.M)
     assert healthcheck is not None
     assert f"127.0.0.1:{settings.http.port}/healthz" in healthcheck.group(0)
