@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import report
-from benchmarks.data import OUT, ensure_dataset
+from benchmarks.data import OUT
 from benchmarks.kafka_tools import create_topics
 from benchmarks.latency import measure_latency
-from benchmarks.run import LOW_RATE, PARTITIONS, Bench, Data, Plan, _say
-from benchmarks.service_loop import summary
+from benchmarks.run import LOW_RATE, PARTITIONS, Bench, _say
+from benchmarks.service_loop import setup, summary
 
 MODES = {
     "at_least_once": [],
@@ -48,19 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(events: int, exec_events: int, low_seconds: float) -> dict[str, Any]:
     from devtools.jvm.kafka import KafkaCluster  # noqa: PLC0415 - dev-only harness
 
-    plan = Plan(
-        events=events, exec_events=exec_events, latency_rate=LOW_RATE,
-        latency_seconds=low_seconds, quick=True, only=frozenset(),
-    )  # fmt: skip
-    low = ensure_dataset(
-        "latency-low", int(LOW_RATE * low_seconds), seed=4, exec_share=0.1, malicious_share=0.5
-    )
-    data = Data(
-        mix=ensure_dataset("mix", events, seed=1, exec_share=0.02, malicious_share=0.1),
-        exec_only=ensure_dataset("exec", exec_events, seed=2, exec_share=1.0, malicious_share=0.1),
-        latency=low,
-        latency_low=low,
-    )
+    plan, data = setup(events, exec_events, low_seconds)
     results: dict[str, Any] = {"machine": report.machine()}
     _say("starting the broker")
     with KafkaCluster(nodes=1) as cluster:

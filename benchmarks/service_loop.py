@@ -41,6 +41,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(events: int, exec_events: int, low_seconds: float, repeat: int) -> dict[str, Any]:
     from devtools.jvm.kafka import KafkaCluster  # noqa: PLC0415 - dev-only harness
 
+    plan, data = setup(events, exec_events, low_seconds)
+    results: dict[str, Any] = {"machine": report.machine()}
+    _say("starting the broker")
+    with KafkaCluster(nodes=1) as cluster:
+        bench = Bench(cluster.bootstrap, plan, data, results)
+        bench.load()
+        for i in range(repeat):
+            _round(bench, f"r{i}", data.latency_low, results)
+    return results
+
+
+def setup(events: int, exec_events: int, low_seconds: float) -> tuple[Plan, Data]:
+    """The quick plan and its datasets (the mix, exec-only, the low-rate latency feed), shared
+    with the other benchmarks that run the service loop so that their figures compare."""
     plan = Plan(
         events=events,
         exec_events=exec_events,
@@ -58,14 +72,7 @@ def run(events: int, exec_events: int, low_seconds: float, repeat: int) -> dict[
         latency=low,
         latency_low=low,
     )
-    results: dict[str, Any] = {"machine": report.machine()}
-    _say("starting the broker")
-    with KafkaCluster(nodes=1) as cluster:
-        bench = Bench(cluster.bootstrap, plan, data, results)
-        bench.load()
-        for i in range(repeat):
-            _round(bench, f"r{i}", low, results)
-    return results
+    return plan, data
 
 
 def _round(bench: Bench, tag: str, low: Dataset, results: dict[str, Any]) -> None:
