@@ -58,6 +58,20 @@ def _transactional(bootstrap: str, tid: str) -> Producer:
     return Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
 
 
+def _started(
+    bootstrap: str, group_id: str, source: str
+) -> tuple[Consumer, Producer, Transactions, list[bool]]:
+    """A consumer on ``source``, a registered transactional producer, and the aborts seen."""
+    consumer = _consumer(bootstrap, group_id, source)
+    producer = _transactional(bootstrap, f"tx-{uuid.uuid4().hex[:8]}")
+    aborted: list[bool] = []
+    tx = Transactions(
+        producer, consumer, Metrics(), timeout=10, on_abort=lambda: aborted.append(True)
+    )
+    tx.start()
+    return consumer, producer, tx, aborted
+
+
 def _batch(consumer: Consumer, count: int) -> list:
     batch: list = []
     for _ in range(40):
@@ -71,13 +85,7 @@ def test_outputs_and_offsets_commit_together(
     bootstrap: str, setup: tuple[str, str], group_id: str
 ) -> None:
     source, sink = setup
-    consumer = _consumer(bootstrap, group_id, source)
-    producer = _transactional(bootstrap, f"tx-{uuid.uuid4().hex[:8]}")
-    aborted: list[bool] = []
-    tx = Transactions(
-        producer, consumer, Metrics(), timeout=10, on_abort=lambda: aborted.append(True)
-    )
-    tx.start()
+    consumer, producer, tx, aborted = _started(bootstrap, group_id, source)
     batch = _batch(consumer, 10)
     tx.begin()
     for msg in batch:
@@ -96,13 +104,7 @@ def test_an_aborted_batch_is_invisible_and_the_consumer_rewinds(
     bootstrap: str, setup: tuple[str, str], group_id: str
 ) -> None:
     source, sink = setup
-    consumer = _consumer(bootstrap, group_id, source)
-    producer = _transactional(bootstrap, f"tx-{uuid.uuid4().hex[:8]}")
-    aborted: list[bool] = []
-    tx = Transactions(
-        producer, consumer, Metrics(), timeout=10, on_abort=lambda: aborted.append(True)
-    )
-    tx.start()
+    consumer, producer, tx, aborted = _started(bootstrap, group_id, source)
     batch = _batch(consumer, 10)
     tx.begin()
     for msg in batch:
