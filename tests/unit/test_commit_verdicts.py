@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError
 
 from auditstream.stream.errors import CommitFailed, InfrastructureError
 from auditstream.stream.health import Health
-from auditstream.stream.kafka.checkpoint import BLOCKED_AFTER, CommitVerdicts
+from auditstream.stream.kafka.commit_verdicts import BLOCKED_AFTER, CommitVerdicts
 from auditstream.stream.metrics import Metrics
 
 TP = "audit[0]"

@@ -15,8 +15,9 @@ import pytest
 from confluent_kafka import Consumer
 
 from auditstream.stream.health import Health
-from auditstream.stream.kafka.checkpoint import BLOCKED_AFTER, Answer, Checkpoint
+from auditstream.stream.kafka.checkpoint import Answer, Checkpoint
 from auditstream.stream.kafka.clients import create_clients
+from auditstream.stream.kafka.commit_verdicts import BLOCKED_AFTER
 from auditstream.stream.kafka.delivery import Delivery
 from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition
 from auditstream.stream.metrics import Metrics
