@@ -43,6 +43,7 @@ from auditstream.stream.settings_types import (
     RuntimeSettings,
     Secret,
     Settings,
+    TopicCreation,
     TopicSettings,
     is_secret,
     redact_text,
@@ -101,6 +102,38 @@ def _list(value: object, where: str) -> object:
     return tuple(i.strip() for i in items if i.strip())
 
 
+_CONFIG_NAME: Final = re.compile(r"[a-z0-9]+(\.[a-z0-9]+)*")
+
+
+def _topic_config(value: object, where: str) -> object:
+    """Topic configs: a TOML table, or ``name=value,...`` (environment, flags), where a piece
+    without ``=`` continues the value before it (``cleanup.policy=compact,delete``)."""
+    pairs: dict[str, object] = {}
+    if isinstance(value, str):
+        last = ""
+        for piece in (p.strip() for p in value.split(",") if p.strip()):
+            name, sep, item = piece.partition("=")
+            if sep:
+                last = name.strip()
+                pairs[last] = item.strip()
+            elif last:
+                pairs[last] = f"{pairs[last]},{piece}"
+            else:
+                raise SettingsError(f"expected NAME=VALUE,..., got {value!r}", where)
+    elif isinstance(value, dict):
+        pairs = value
+    else:
+        raise SettingsError(f"expected a table of topic configs, got {value!r}", where)
+    for name, given in pairs.items():
+        if not _CONFIG_NAME.fullmatch(name) or not isinstance(given, str | int | float | bool):
+            raise SettingsError(f"{name}: expected a topic config and a scalar value", where)
+    return Properties({k: _config_value(v) for k, v in pairs.items()})
+
+
+def _config_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _choice(*allowed: str) -> Parser:
     def parse(value: object, where: str) -> object:
         text = str(value).strip().lower()
@@ -111,6 +144,7 @@ def _choice(*allowed: str) -> Parser:
     return parse
 
 
+_CREATION: Final = TopicCreation()  # the defaults of auditstream topics create
 FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "bootstrap_servers": (_str, None),
     "input_topics": (_list, ()),
@@ -123,7 +157,7 @@ FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "dead_letter_topic": (_str, None),
     "rules": (_list, ()),
     "builtin_rules": (_bool, True),
-    "alert_format": (_choice("avro", "json"), "json"),
+    "alert_format": (_choice("avro", "json", "ecs", "ocsf"), "json"),
     "registry_url": (_str, None),
     "registry_basic_auth": (_str, None),
     "window": (_int, 100_000),
@@ -141,6 +175,15 @@ FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "health_stale_after": (_float, 30.0),
     "log_format": (_choice("auto", "json", "console"), "auto"),
     "log_level": (_choice("debug", "info", "warning", "error"), "info"),
+    # auditstream topics create (see auditstream.stream.kafka.topics)
+    "topic_partitions": (_int, _CREATION.partitions),
+    "topic_replication_factor": (_int, _CREATION.replication_factor),
+    "alert_retention_ms": (_int, _CREATION.alert_retention_ms),
+    "dead_letter_retention_ms": (_int, _CREATION.dead_letter_retention_ms),
+    "alert_topic_config": (_topic_config, Properties()),
+    "dead_letter_topic_config": (_topic_config, Properties()),
+    "create_input_topic": (_bool, _CREATION.with_input),
+    "admin_timeout": (_float, _CREATION.admin_timeout),
 }
 SECRET_FIELDS: Final = frozenset({"registry_basic_auth"})
 # Schema Registry client properties that must be numbers (SchemaRegistryClient checks the type).
@@ -326,6 +369,16 @@ def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Setti
         ),
         http=HttpSettings(values["http_host"], values["http_port"], values["health_stale_after"]),
         log=LogSettings(values["log_format"], values["log_level"]),
+        topic_creation=TopicCreation(
+            partitions=values["topic_partitions"],
+            replication_factor=values["topic_replication_factor"],
+            alert_retention_ms=values["alert_retention_ms"],
+            dead_letter_retention_ms=values["dead_letter_retention_ms"],
+            alert_config=values["alert_topic_config"],
+            dead_letter_config=values["dead_letter_topic_config"],
+            with_input=values["create_input_topic"],
+            admin_timeout=values["admin_timeout"],
+        ),
     )
 
 
@@ -353,6 +406,7 @@ def _validate(settings: Settings, layers: _Layers) -> None:
                 f"must be between {low} and {high}, not {value}", _where(layers, name)
             )
     check_client_configs(settings.kafka)
+    _validate_topic_creation(settings.topic_creation, layers)
     if alerts.registry_url:
         _validate_registry_urls(alerts.registry_url, layers)
     if alerts.format == "avro":
@@ -372,6 +426,8 @@ _RANGES: Final = (
     ("http_port", 0, 65535),
     ("health_stale_after", 1.0, 3600.0),
     ("window_restore", 0.0, 86_400.0),
+    ("topic_partitions", 1, 100_000),
+    ("admin_timeout", 1.0, 600.0),
 )
 
 
@@ -389,6 +445,8 @@ def _value_of(settings: Settings, name: str) -> float:
         "http_port": settings.http.port,
         "health_stale_after": settings.http.stale_after,
         "window_restore": settings.alerts.window_restore,
+        "topic_partitions": settings.topic_creation.partitions,
+        "admin_timeout": settings.topic_creation.admin_timeout,
     }
     return values[name]
 
@@ -418,6 +476,37 @@ def _validate_topics(topics: TopicSettings, layers: _Layers) -> None:
             "an output topic is also an input topic (it would read its own output)",
             _where(layers, "input_topics"),
         )
+
+
+# Topic configs that have a setting of their own (or that the alert topic cannot do without).
+_TOPIC_CONFIG_OWNED: Final = {
+    "alert_topic_config": {
+        "cleanup.policy": "the alert topic is compacted (keyed by alert_id); alert_retention_ms "
+        "makes it compact,delete",
+        "retention.ms": "set alert_retention_ms instead",
+    },
+    "dead_letter_topic_config": {"retention.ms": "set dead_letter_retention_ms instead"},
+}
+
+
+def _validate_topic_creation(creation: TopicCreation, layers: _Layers) -> None:
+    """-1 means the broker's default (replication) or forever (retention); 0 means nothing."""
+    for name, value, high in (
+        ("topic_replication_factor", creation.replication_factor, 32_767),
+        ("alert_retention_ms", creation.alert_retention_ms, 1 << 62),
+        ("dead_letter_retention_ms", creation.dead_letter_retention_ms, 1 << 62),
+    ):
+        if value != -1 and not 1 <= value <= high:
+            where = _where(layers, name)
+            raise SettingsError(f"must be -1 or between 1 and {high}, not {value}", where)
+    configs = {
+        "alert_topic_config": creation.alert_config,
+        "dead_letter_topic_config": creation.dead_letter_config,
+    }
+    for setting, owned in _TOPIC_CONFIG_OWNED.items():
+        given = configs[setting]
+        for key in sorted(owned.keys() & given.keys()):
+            raise SettingsError(f"{key}: {owned[key]}", _where(layers, setting))
 
 
 def _validate_registry_urls(urls: str, layers: _Layers) -> None:

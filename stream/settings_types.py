@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 from urllib.parse import unquote
 
 ClientValue = str | int | float | bool
-AlertFormat = Literal["avro", "json"]
+AlertFormat = Literal["avro", "json", "ecs", "ocsf"]
 GroupProtocol = Literal["classic", "consumer"]
 DeliveryMode = Literal["at-least-once", "exactly-once"]
 LogFormat = Literal["auto", "json", "console"]
@@ -118,6 +118,21 @@ class TopicSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicCreation:
+    """What ``auditstream topics create`` asks the broker for (the service itself only checks
+    that its topics exist): see :mod:`auditstream.stream.kafka.topics`."""
+
+    partitions: int = 6
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+    alert_retention_ms: int = -1  # -1: compact only; else compact,delete with this retention
+    dead_letter_retention_ms: int = 1_209_600_000  # 14 days: a dead letter waits for a person
+    alert_config: Properties = field(default_factory=Properties)  # further topic configs
+    dead_letter_config: Properties = field(default_factory=Properties)
+    with_input: bool = False  # also create the input topics
+    admin_timeout: float = 30.0  # seconds for the whole command, every broker call included
+
+
+@dataclass(frozen=True, slots=True)
 class AlertSettings:
     format: AlertFormat
     registry_url: str | None = field(repr=False)  # may hold user:password@
@@ -168,6 +183,7 @@ class Settings:
     http: HttpSettings
     log: LogSettings
     ignored_env: tuple[str, ...] = ()  # AUDITSTREAM_* variables that name no setting
+    topic_creation: TopicCreation = field(default_factory=TopicCreation)
 
     def describe(self) -> dict[str, Any]:
         """Everything, secrets replaced by ``***``: the one start-up log line."""
@@ -192,6 +208,8 @@ class Settings:
             "window": self.alerts.window,
             "commit_interval": self.runtime.commit_interval,
             "shutdown_timeout": self.runtime.shutdown_timeout,
+            "topic_partitions": self.topic_creation.partitions,
+            "topic_replication_factor": self.topic_creation.replication_factor,
         }
 
     def secret_values(self) -> tuple[str, ...]:

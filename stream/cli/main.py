@@ -2,7 +2,8 @@
 
 Exit codes: 0 the work was done; 2 usage error; 3 a rule named on the command line could not be
 loaded (the others still ran) or no rule could be loaded at all; 4 (``run`` only) a fatal runtime
-failure, see :mod:`auditstream.stream.service`.
+failure, see :mod:`auditstream.stream.service`. ``topics`` has its own (1: a topic differs), see
+:mod:`auditstream.stream.cli.topics`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from auditstream.detections.ruleset.loader import RuleProblem, RuleSet, load_rul
 from auditstream.stream.cli.rules import run_rules_command
 from auditstream.stream.cli.run import run_command
 from auditstream.stream.cli.scan import scan
+from auditstream.stream.cli.topics import add_topics_parser, topics_command
 from auditstream.stream.sinks.json_lines import JsonLinesAlertSink
 
 EXIT_OK = 0
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "flags win over the environment, which wins over the file. See README.md.",
     )  # fmt: skip
     _add_run_options(run_cmd)
+    add_topics_parser(commands)  # topics create | check
 
     rules_cmd = commands.add_parser("rules", help="list, show or test the loaded rules")
     rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
@@ -108,7 +111,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         ("--transactional-id", "ID", "exactly-once: this replica's id (default: see README)"),
         ("--alert-topic", "TOPIC", "where alerts go"),
         ("--dead-letter-topic", "TOPIC", "where input that is not audit data goes"),
-        ("--alert-format", "FMT", "avro (via the Schema Registry) or json (default)"),
+        ("--alert-format", "FMT", "json (default), avro (Schema Registry), ecs or ocsf"),
         ("--registry-url", "URL", "Schema Registry URL (credentials: use the environment)"),
         ("--http-host", "HOST", "address of /metrics, /healthz, /readyz (default 127.0.0.1)"),
         ("--log-format", "FMT", "auto (console on a TTY, else JSON lines), json or console"),
@@ -158,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     if args.command == "run":
         return run_command(args)
+    if args.command == "topics":
+        return topics_command(args)
     rules = load_rules(args.rules, builtin=not args.no_builtin_rules)
     _report_problems(rules.problems, sys.stderr)
     if args.command == "rules":

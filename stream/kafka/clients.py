@@ -115,7 +115,10 @@ def await_topics(
         topics = consumer.list_topics(timeout=min(5.0, startup)).topics
         missing = [t for t in outputs if t not in topics or topics[t].error is not None]
         if missing:
-            raise StartupError(f"output topic(s) missing: {', '.join(missing)}")
+            raise StartupError(
+                f"output topic(s) missing: {', '.join(missing)}; create them with "
+                "`auditstream topics create` and the same settings (see docs/topics.md)"
+            )
 
     retrying = bounded(
         "await_topics",
