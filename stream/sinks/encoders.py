@@ -1,5 +1,7 @@
-"""Alert formats: JSON (:func:`json_encoder`) or Avro in the Confluent wire format
-(:func:`avro_encoder`), each with the content type it announces.
+"""Alert formats: JSON (:func:`json_encoder`), Avro in the Confluent wire format
+(:func:`avro_encoder`), and the two shapes SIEMs read without glue, an Elastic Common Schema
+document (:func:`ecs_encoder`) and an OCSF Detection Finding (:func:`ocsf_encoder`); each with the
+content type it announces in the ``content-type`` header.
 
 Avro goes through a Schema Registry, subject ``<alert-topic>-value``, once: the schema is
 registered at start-up (bounded retries) and the id the registry gives then frames every alert
@@ -28,6 +30,8 @@ from auditstream.stream.errors import StartupError
 from auditstream.stream.retrying import bounded
 from auditstream.stream.settings_types import AlertSettings, Settings
 from auditstream.stream.sinks.alert_sink import AlertEncodingError
+from auditstream.stream.sinks.ecs_alert import ECS_CONTENT_TYPE, ecs_document
+from auditstream.stream.sinks.ocsf_alert import OCSF_CONTENT_TYPE, ocsf_finding
 
 AVRO_CONTENT_TYPE: Final = "application/vnd.auditstream.alert+avro"
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -59,6 +63,10 @@ def encoder_for(settings: Settings, abort: threading.Event | None = None) -> Enc
     alerts = settings.alerts
     if alerts.format == "json":
         return json_encoder()
+    if alerts.format == "ecs":
+        return ecs_encoder()
+    if alerts.format == "ocsf":
+        return ocsf_encoder()
     return avro_encoder(
         alerts,
         settings.topics.alerts,
@@ -69,6 +77,20 @@ def encoder_for(settings: Settings, abort: threading.Event | None = None) -> Enc
 
 def json_encoder() -> Encoder:
     return Encoder(lambda alert: alert.to_json().encode("utf-8"), JSON_CONTENT_TYPE)
+
+
+def ecs_encoder() -> Encoder:
+    return Encoder(lambda alert: _json_bytes(ecs_document(alert)), ECS_CONTENT_TYPE)
+
+
+def ocsf_encoder() -> Encoder:
+    return Encoder(lambda alert: _json_bytes(ocsf_finding(alert)), OCSF_CONTENT_TYPE)
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, like :meth:`Alert.to_json`: one record, one line."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")
 
 
 def alert_schema() -> str:
