@@ -292,10 +292,15 @@ def build_alert(
     container: str | None = None,
     explanation: Explanation | None = None,
     elastic_parity: bool | None = None,
+    alert_basis: str | None = None,
 ) -> Alert:
-    """Assemble an alert; ``container`` is the exec request's (first) container parameter."""
+    """Assemble an alert; ``container`` is the exec request's (first) container parameter.
+
+    ``alert_basis`` replaces the auditID in the alert id for alerts that stand for several
+    events (a stateful rule's hit: its basis names them).
+    """
     return Alert(
-        alert_id=alert_id(rule.rule_id, event.audit_id),
+        alert_id=alert_id(rule.rule_id, event.audit_id if alert_basis is None else alert_basis),
         rule=rule,
         event=EventRef.from_event(event, container),
         detected_at=rfc3339_utc(detected_at),

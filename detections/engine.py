@@ -25,6 +25,9 @@ from auditstream.detections.exec.request import (
 )
 from auditstream.detections.rule_hit import RuleHit
 from auditstream.detections.ruleset.languages import LoadedRule, RuleFamily, families
+from auditstream.detections.stateful.candidate import Candidate
+from auditstream.detections.stateful.rule import StatefulRule
+from auditstream.detections.stateful.selection import Selection
 
 
 class Detector:
@@ -36,6 +39,7 @@ class Detector:
 
     def __init__(self, rules: Sequence[LoadedRule], *, gate: bool = True) -> None:
         self.rules = tuple(rules)
+        self.selection = Selection(r for r in self.rules if isinstance(r, StatefulRule))
         self.families: tuple[RuleFamily, ...] = tuple(families(self.rules, shortcuts=gate))
         self._loaded_ids = frozenset(r.meta.rule_id for r in self.rules)
         self._esql = next((f for f in self.families if isinstance(f, EsqlFamily)), None)
@@ -57,13 +61,19 @@ class Detector:
 
     def detect(self, event: AuditEvent) -> list[RuleHit]:
         """All hits for one event; raises MalformedEvent('evaluation_error') if a rule breaks."""
+        return self.detect_all(event)[0]
+
+    def detect_all(self, event: AuditEvent) -> tuple[list[RuleHit], list[Candidate]]:
+        """The per-event rules' hits and the stateful rules' candidates for one event; raises
+        MalformedEvent('evaluation_error') if a rule breaks."""
         try:
             request = self.exec_request(event)
             view = EventView(event, request)
             hits = [hit for family in self.families for hit in family.hits(view)]
             if not hits:
-                return hits
-            return self._complete(hits, request)
+                return hits, []
+            hits, candidates = self.selection.split(view, hits)
+            return (self._complete(hits, request) if hits else hits), candidates
         except Exception as err:  # a defect in a rule must dead-letter the event, not stop us
             raise MalformedEvent("evaluation_error", f"{type(err).__name__}: {err}") from err
 

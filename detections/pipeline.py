@@ -34,6 +34,8 @@ from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.event.cloud import SetAside
 from auditstream.detections.event.decode import MAX_MESSAGE_BYTES, decode_message
 from auditstream.detections.rule_hit import RuleHit
+from auditstream.detections.stateful.candidate import Candidate
+from auditstream.detections.stateful.in_process import CandidateRoute
 
 Source = SourceRef | Callable[[], SourceRef]  # where the message was read, or how to say it
 
@@ -52,6 +54,9 @@ class Detections:
     evaluate (``index`` their place among the message's events: an ``EventList``'s item)."""
     skipped: tuple[str, ...] = ()
     """Why each entry passed over on purpose was (another diagnostic category, ...)."""
+    candidates: tuple[Candidate, ...] = ()
+    """Events that passed a stateful rule's per-event part, keyed for its state (the runtime
+    routes them: in process for scan, through the repartition topic for the service)."""
 
 
 ROUTINE: Final = Detections(1, 0, (), 0)
@@ -74,12 +79,16 @@ class DetectionPipeline:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         remember_on_detect: bool = True,
+        state: CandidateRoute | None = None,
     ) -> None:
         self.detector = detector
         self.window = window
         self.max_message_bytes = max_message_bytes
         self._clock = clock
         self._remember_on_detect = remember_on_detect
+        self.state = state
+        """Stateful rules run in this process (scan): candidates become alerts here. ``None``
+        leaves them to the caller (the service routes them through the repartition topic)."""
 
     def deferring(self) -> DetectionPipeline:
         """This pipeline (same detector, same window, same class) with recording left to the
@@ -118,11 +127,27 @@ class DetectionPipeline:
         if events is None:
             return ROUTINE  # parsed and checked; no event built, no value read, no rule run
         found = self.detect_events(events, source)
+        if found.candidates and self.state is not None:
+            found = self._stateful(found)
         if events.set_aside or events.skipped:
             return replace(
                 found, set_aside=events.set_aside + found.set_aside, skipped=events.skipped
             )
         return found
+
+    def _stateful(self, found: Detections) -> Detections:
+        """The in-process state's alerts for this message's candidates, repeats left out."""
+        assert self.state is not None
+        alerts = list(found.alerts)
+        repeats = found.repeats
+        ids = {alert.alert_id for alert in alerts}
+        for alert in self.state.alerts(found.candidates, self._clock()):
+            if alert.alert_id in ids or self.window.seen(alert.alert_id):
+                repeats += 1
+                continue
+            ids.add(alert.alert_id)
+            alerts.append(alert)
+        return replace(found, alerts=tuple(alerts), repeats=repeats, candidates=())
 
     def remember(self, alerts: Iterable[Alert]) -> None:
         """Record alerts that are on their way: their later stages are repeats from now on."""
@@ -134,6 +159,7 @@ class DetectionPipeline:
         """Alerts of the events that neither the window nor an earlier event of the same
         message already gave; nothing is recorded."""
         alerts: list[Alert] = []
+        candidates: list[Candidate] = []
         set_aside: list[SetAside] = []
         pending: set[str] = set()  # ids of this message's alerts: not in the window yet
         repeats = 0
@@ -142,21 +168,32 @@ class DetectionPipeline:
             if self.detector.exec_request(event) is not None:
                 exec_requests += 1
             try:
-                hits = self.detector.detect(event)
+                hits, selected = self.detector.detect_all(event)
             except MalformedEvent as err:
                 if len(events) == 1:
                     raise  # the message is the event: dead-lettered whole, byte for byte
                 set_aside.append(SetAside(index, event_json(event), err))
                 continue
-            if not hits:
+            if not hits and not selected:
                 continue
             if not isinstance(source, SourceRef):
                 source = source()
             where = source if event.envelope is None else replace(source, envelope=event.envelope)
-            repeats += self._build(event, hits, where, pending, alerts)
-        if not alerts and not repeats and not exec_requests and len(events) == 1:
+            if selected:
+                record = where.to_record()
+                candidates.extend(replace(c, source=record) for c in selected)
+            if hits:
+                repeats += self._build(event, hits, where, pending, alerts)
+        if not alerts and not repeats and not exec_requests and not candidates and len(events) == 1:
             return ROUTINE
-        return Detections(len(events), exec_requests, tuple(alerts), repeats, tuple(set_aside))
+        return Detections(
+            len(events),
+            exec_requests,
+            tuple(alerts),
+            repeats,
+            tuple(set_aside),
+            candidates=tuple(candidates),
+        )
 
     def _build(
         self,

@@ -87,6 +87,27 @@ class Metrics:
             "auditstream_rebalances", "Rebalance callbacks", ["kind"], registry=r
         )
         self.assigned = Gauge("auditstream_assigned_partitions", "Partitions owned", registry=r)
+        self.state_partitions = Gauge(
+            "auditstream_state_partitions", "Stateful-rule stores open (repartition partitions)",
+            registry=r,
+        )  # fmt: skip
+        self.state_keys = Gauge(
+            "auditstream_state_keys", "Keys a stateful rule holds in a store (at the last sweep)",
+            ["rule_id", "partition"], registry=r,
+        )  # fmt: skip
+        self.state_restore_seconds = Histogram(
+            "auditstream_state_restore_seconds", "Restoring a store from its changelog",
+            buckets=(0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=r,
+        )  # fmt: skip
+        self.state_late = Counter(
+            "auditstream_state_late_candidates",
+            "Candidates older than the watermark (event time less allowed lateness): not applied",
+            ["rule_id"], registry=r,
+        )  # fmt: skip
+        self.candidates = Counter(
+            "auditstream_stateful_candidates", "Events sent to a stateful rule's state",
+            registry=r,
+        )  # fmt: skip
         self.delivery_errors = Counter(
             "auditstream_delivery_errors", "Output records the broker refused", registry=r
         )

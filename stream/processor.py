@@ -35,6 +35,7 @@ from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition, Ti
 from auditstream.stream.metrics import Metrics
 from auditstream.stream.sinks.alert_sink import AlertSink
 from auditstream.stream.sinks.dead_letters import DeadLetter, DeadLetterSink
+from auditstream.stream.state.stage import StatefulStage
 
 _log = structlog.get_logger("auditstream.processor")
 OnError = Callable[[KafkaError], None]
@@ -62,8 +63,11 @@ class MessageProcessor:
         alerts: AlertSink,
         dead_letters: DeadLetterSink,
         metrics: Metrics,
+        stage: StatefulStage | None = None,
     ) -> None:
         self.pipeline = pipeline.deferring()  # ids are recorded here, once alerts are handed on
+        self.stage = stage
+        """The stateful rules' hops (``None`` when no stateful rule is loaded)."""
         self._tracker = tracker
         self._alerts = alerts
         self._dead_letters = dead_letters
@@ -92,7 +96,11 @@ class MessageProcessor:
                 offset = msg.offset() or 0
                 batch.messages += 1
                 batch.current = msg
-                if not self._detect(msg, partition, offset, batch):
+                stage = self.stage
+                if stage is not None and partition[0] == stage.repartition:
+                    if not self._apply_candidate(stage, msg, partition, offset, batch):
+                        settled[partition] = offset
+                elif not self._detect(msg, partition, offset, batch):
                     settled[partition] = offset
         finally:
             for partition, offset in settled.items():
@@ -132,10 +140,16 @@ class MessageProcessor:
         batch.repeats += found.repeats
         for reason in found.skipped:
             batch.skipped[reason] = batch.skipped.get(reason, 0) + 1
-        if not encoded and not found.set_aside:
+        candidates = found.candidates
+        if not encoded and not found.set_aside and not candidates:
             return False
-        outputs = len(encoded or ()) + len(found.set_aside)
+        outputs = len(encoded or ()) + len(found.set_aside) + len(candidates)
         ticket = self._open(partition, offset, outputs, settled)
+        if candidates:
+            if self.stage is None:
+                raise InfrastructureError("stateful candidates without a repartition topic")
+            self.stage.send_candidates(candidates, partial(OffsetTracker.ack, ticket))
+            self._metrics.candidates.inc(len(candidates))
         kafka_ts = _kafka_timestamp(msg)
         for alert, value in encoded or ():
             self._alerts.send(alert, value, partial(self._alert_acked, ticket, alert, kafka_ts))
@@ -146,6 +160,39 @@ class MessageProcessor:
             letter = _letter(msg, partition, offset, error.reason, error, error.detail)
             letter = replace(letter, value=entry.raw, entry=entry.index)
             self._dead_letters.send(letter, partial(self._dead_letter_acked, ticket, letter))
+        return True
+
+    def _apply_candidate(
+        self, stage: StatefulStage, msg: Message, partition: Partition, offset: int, batch: _Batch
+    ) -> bool:
+        """Hop 2: one repartition record into its store; False when it has no output."""
+        settled = batch.settled
+        try:
+            value = msg.value()
+            alerts, changes, _late = stage.apply(partition[1], b"" if value is None else value)
+            seen = self.pipeline.window.seen
+            fresh = [alert for alert in alerts if not seen(alert.alert_id)]
+            batch.repeats += len(alerts) - len(fresh)
+            encoded = [(a, self._alerts.encode(a)) for a in fresh]
+        except ValueError as err:  # bytes no candidate wrote: kept for a person, never lost
+            detail = f"not a candidate record: {err}"
+            self._dead_letter(msg, partition, offset, settled, "bad_candidate", err, detail)
+            return True
+        except (MalformedEvent, DataError) as err:
+            self._dead_letter(msg, partition, offset, settled, err.reason, err, err.detail)
+            return True
+        if not encoded and not changes:
+            return False
+        ticket = self._open(partition, offset, len(encoded) + len(changes), settled)
+        kafka_ts = _kafka_timestamp(msg)
+        for alert, encoded_value in encoded:
+            self._alerts.send(
+                alert, encoded_value, partial(self._alert_acked, ticket, alert, kafka_ts)
+            )
+        if fresh:
+            self.pipeline.remember(fresh)
+        if changes:
+            stage.send_changes(partition[1], changes, partial(OffsetTracker.ack, ticket))
         return True
 
     def _dead_letter(

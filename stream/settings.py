@@ -43,6 +43,7 @@ from auditstream.stream.settings_types import (
     RuntimeSettings,
     Secret,
     Settings,
+    StateSettings,
     TopicCreation,
     TopicSettings,
     is_secret,
@@ -145,6 +146,7 @@ def _choice(*allowed: str) -> Parser:
 
 
 _CREATION: Final = TopicCreation()  # the defaults of auditstream topics create
+_STATE: Final = StateSettings()
 FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "bootstrap_servers": (_str, None),
     "input_topics": (_list, ()),
@@ -184,6 +186,9 @@ FIELDS: Final[Mapping[str, tuple[Parser, object]]] = {
     "dead_letter_topic_config": (_topic_config, Properties()),
     "create_input_topic": (_bool, _CREATION.with_input),
     "admin_timeout": (_float, _CREATION.admin_timeout),
+    # stateful rules (see auditstream.stream.state)
+    "state_dir": (_str, str(_STATE.folder)),
+    "allowed_lateness": (_float, _STATE.allowed_lateness),
 }
 SECRET_FIELDS: Final = frozenset({"registry_basic_auth"})
 # Schema Registry client properties that must be numbers (SchemaRegistryClient checks the type).
@@ -348,6 +353,7 @@ def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Setti
             pattern=values["input_pattern"] or None,
             alerts=values["alert_topic"] or "",
             dead_letters=values["dead_letter_topic"] or "",
+            group_id=values["group_id"],
         ),
         alerts=AlertSettings(
             format=values["alert_format"],
@@ -379,6 +385,7 @@ def _build(values: Mapping[str, Any], tables: Mapping[str, Properties]) -> Setti
             with_input=values["create_input_topic"],
             admin_timeout=values["admin_timeout"],
         ),
+        state=StateSettings(Path(values["state_dir"]), values["allowed_lateness"]),
     )
 
 
@@ -428,6 +435,7 @@ _RANGES: Final = (
     ("window_restore", 0.0, 86_400.0),
     ("topic_partitions", 1, 100_000),
     ("admin_timeout", 1.0, 600.0),
+    ("allowed_lateness", 0.0, 86_400.0),
 )
 
 
@@ -447,6 +455,7 @@ def _value_of(settings: Settings, name: str) -> float:
         "window_restore": settings.alerts.window_restore,
         "topic_partitions": settings.topic_creation.partitions,
         "admin_timeout": settings.topic_creation.admin_timeout,
+        "allowed_lateness": settings.state.allowed_lateness,
     }
     return values[name]
 

@@ -115,6 +115,28 @@ class TopicSettings:
     pattern: str | None  # a librdkafka regex subscription (starts with ^)
     alerts: str
     dead_letters: str
+    group_id: str = "auditstream"
+
+    @property
+    def repartition(self) -> str:
+        """Where stateful rules' candidates meet by group key (named after the group, as Kafka
+        Streams names its internal topics after the application id)."""
+        return f"{self.group_id}-stateful-repartition"
+
+    @property
+    def changelog(self) -> str:
+        """The stateful rules' stores, durably: a compacted topic, one partition per store."""
+        return f"{self.group_id}-stateful-changelog"
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    """Where stateful rules keep their state and how late an event may be."""
+
+    folder: Path = Path("/tmp/auditstream-state")
+    """Local stores (a cache of the changelog: losing it costs a restore, not data)."""
+    allowed_lateness: float = 600.0
+    """Seconds of event time an event may arrive behind the newest one and still count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +206,7 @@ class Settings:
     log: LogSettings
     ignored_env: tuple[str, ...] = ()  # AUDITSTREAM_* variables that name no setting
     topic_creation: TopicCreation = field(default_factory=TopicCreation)
+    state: StateSettings = field(default_factory=StateSettings)
 
     def describe(self) -> dict[str, Any]:
         """Everything, secrets replaced by ``***``: the one start-up log line."""
@@ -210,6 +233,8 @@ class Settings:
             "shutdown_timeout": self.runtime.shutdown_timeout,
             "topic_partitions": self.topic_creation.partitions,
             "topic_replication_factor": self.topic_creation.replication_factor,
+            "state_dir": str(self.state.folder),
+            "allowed_lateness": self.state.allowed_lateness,
         }
 
     def secret_values(self) -> tuple[str, ...]:

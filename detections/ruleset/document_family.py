@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from auditstream.detections.elastic.document import ElasticDocument
+from auditstream.detections.event.field_path import ecs_key
 from auditstream.detections.event_view import EventView
 from auditstream.detections.rule_hit import RuleHit
 from auditstream.detections.ruleset.document_rule import DocumentRule
@@ -66,6 +67,20 @@ class DocumentFamily:
 
 
 AUDIT_PREFIX: Final = "kubernetes.audit."
+ANNOTATIONS_PREFIX: Final = "kubernetes.audit.annotations."
+
+
+def _annotation_values(audit: Mapping[str, Any], wanted: str) -> tuple[Scalar, ...]:
+    """An annotation's values under the integration's key spelling (every ``.`` of the key an
+    ``_``: the pipeline's script renames them), whatever spelling the audit object holds."""
+    annotations = audit.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return ()
+    return tuple(
+        value
+        for key, value in annotations.items()
+        if isinstance(value, str) and ecs_key(str(key)) == ecs_key(wanted)
+    )
 
 
 def _index_values(
@@ -81,6 +96,9 @@ def _index_values(
     def values(name: str) -> tuple[Scalar, ...]:
         if name == "event.action":
             return action
+        if name.startswith(ANNOTATIONS_PREFIX):
+            found = _annotation_values(audit, name[len(ANNOTATIONS_PREFIX) :])
+            return tuple(v for v in found if v != "") if drop_empty else found
         found = _walk(audit, _segments(name), dotted)
         if found is None:
             found = ElasticDocument({"kubernetes": {"audit": audit}}).values(name)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from auditstream.detections.eql import compile_eql
 from auditstream.detections.errors import DetectionError
 from auditstream.detections.esql.evaluator import EsqlFamily
 from auditstream.detections.esql.rule import EsqlRule, compile_esql_rule
@@ -32,9 +31,13 @@ from auditstream.detections.ruleset.document_rule import (
 )
 from auditstream.detections.sigma.family import SigmaFamily
 from auditstream.detections.sigma.rule import SigmaRule
+from auditstream.detections.stateful.new_terms import compile_new_terms
+from auditstream.detections.stateful.sequence import compile_eql_rule
+from auditstream.detections.stateful.rule import StatefulRule
 
-LoadedRule = EsqlRule | DocumentRule | NativeRule | SigmaRule
-"""Every compiled rule has ``meta`` (:class:`RuleMeta`), ``path`` and ``cases``."""
+LoadedRule = EsqlRule | DocumentRule | NativeRule | SigmaRule | StatefulRule
+"""Every compiled rule has ``meta`` (:class:`RuleMeta`), ``path`` and ``cases``. A
+:class:`StatefulRule` is evaluated through its selectors (per-event rules of its language)."""
 
 
 class RuleFamily(Protocol):
@@ -100,7 +103,7 @@ LANGUAGES: tuple[Language, ...] = (
         name="eql",
         rule_type=EqlRule,
         claims=lambda t: _language_key(t) == "eql",
-        compile=document_rule_compiler(EqlRule, compile_eql),
+        compile=compile_eql_rule,
         family=_document_family,
     ),
     Language(
@@ -121,16 +124,24 @@ LANGUAGES: tuple[Language, ...] = (
 )
 
 
-STATEFUL_TYPES: Mapping[str, str] = MappingProxyType(
+RuleCompiler = Callable[[Mapping[str, Any], str, tuple[RuleCase, ...]], LoadedRule]
+
+STATEFUL_COMPILERS: Mapping[str, RuleCompiler] = MappingProxyType(
+    {"new_terms": compile_new_terms}
+)
+"""detection-rules' rule types whose memory is not a language's own construct, by ``type``
+(ES|QL ``STATS`` and EQL ``sequence`` are: their languages' compilers return a
+:class:`StatefulRule` for them)."""
+
+UNSUPPORTED_TYPES: Mapping[str, str] = MappingProxyType(
     {
-        "new_terms": "alerts on values not seen in a history window",
         "threshold": "counts events per group over a window",
         "threat_match": "joins events with an indicator index",
         "machine_learning": "reads anomaly-detection jobs",
     }
 )
-"""detection-rules' rule types that need memory across events, which auditstream does not run
-yet: each is reported, with what it needs, rather than run as if it were per-event."""
+"""detection-rules' rule types auditstream does not run: each is reported, with what it needs,
+rather than run as if it were per-event."""
 
 
 def compile_rule(
@@ -138,11 +149,13 @@ def compile_rule(
 ) -> LoadedRule:
     """Compile one ``[rule]`` table in whichever language claims it; raises DetectionError."""
     rule_type = str(table.get("type", ""))
-    if rule_type in STATEFUL_TYPES:
+    if rule_type in UNSUPPORTED_TYPES:
         raise DetectionError(
-            f"type {rule_type} is not supported yet: it {STATEFUL_TYPES[rule_type]} "
-            "(auditstream runs per-event rules)"
+            f"type {rule_type} is not supported: it {UNSUPPORTED_TYPES[rule_type]}"
         )
+    stateful = STATEFUL_COMPILERS.get(rule_type)
+    if stateful is not None:
+        return stateful(table, path, cases)
     for language in LANGUAGES:
         if language.claims(table):
             return language.compile(table, path, cases)
@@ -154,6 +167,8 @@ def compile_rule(
 
 
 def language_of(rule: LoadedRule) -> Language:
+    if isinstance(rule, StatefulRule):
+        return next(language for language in LANGUAGES if language.name == rule.language)
     for language in LANGUAGES:
         if isinstance(rule, language.rule_type):
             return language
@@ -165,8 +180,14 @@ def families(rules: Sequence[LoadedRule], *, shortcuts: bool = True) -> list[Rul
     share a builder (KQL and EQL both query the Elastic document) share one family, so an
     event is indexed and its document built once for both."""
     grouped: dict[Callable[[Sequence[Any], bool], RuleFamily], list[LoadedRule]] = {}
+    per_event = [
+        selector.rule
+        for rule in rules
+        if isinstance(rule, StatefulRule)
+        for selector in rule.selectors
+    ] + [rule for rule in rules if not isinstance(rule, StatefulRule)]
     for language in LANGUAGES:
-        mine = [rule for rule in rules if isinstance(rule, language.rule_type)]
+        mine = [rule for rule in per_event if isinstance(rule, language.rule_type)]
         if mine:
             grouped.setdefault(language.family, []).extend(mine)
     return [build(members, shortcuts) for build, members in grouped.items()]

@@ -9,6 +9,7 @@ failure, see :mod:`auditstream.stream.service`. ``topics`` has its own (1: a top
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +18,15 @@ from typing import IO
 from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
 from auditstream.detections.pipeline import DetectionPipeline
+from auditstream.detections.ruleset.languages import LoadedRule
 from auditstream.detections.ruleset.loader import RuleProblem, RuleSet, load_rules
+from auditstream.detections.stateful.engine import StatefulEngine
+from auditstream.detections.stateful.in_process import InProcessState
+from auditstream.detections.stateful.rule import StatefulRule
 from auditstream.stream.cli.rules import run_rules_command
 from auditstream.stream.cli.run import run_command
 from auditstream.stream.cli.scan import scan
+from auditstream.stream.cli.state import add_state_parser, state_command
 from auditstream.stream.cli.topics import add_topics_parser, topics_command
 from auditstream.stream.sinks.json_lines import JsonLinesAlertSink
 
@@ -48,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=_at_least_1, default=100_000, metavar="N",
         help="remember this many alert ids to alert once per (rule, auditID) (default 100000)",
     )  # fmt: skip
+    scan_cmd.add_argument(
+        "--history", action="append", default=[], metavar="PATH",
+        help="audit logs read first, for stateful rules' history only (no alerts from them): "
+        "new-terms rules then know what is not new; repeatable",
+    )  # fmt: skip
+    scan_cmd.add_argument(
+        "--allowed-lateness", type=float, default=600.0, metavar="SECONDS",
+        help="how far behind the newest event time an event may come and still count in "
+        "stateful rules' windows (default 600)",
+    )  # fmt: skip
 
     run_cmd = commands.add_parser(
         "run", help="run the streaming service: Kafka in, alerts and dead letters out",
@@ -56,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_run_options(run_cmd)
     add_topics_parser(commands)  # topics create | check
+    add_state_parser(commands)  # state warm
 
     rules_cmd = commands.add_parser("rules", help="list, show or test the loaded rules")
     rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
@@ -163,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command(args)
     if args.command == "topics":
         return topics_command(args)
+    if args.command == "state":
+        return state_command(args)
     rules = load_rules(args.rules, builtin=not args.no_builtin_rules)
     _report_problems(rules.problems, sys.stderr)
     if args.command == "rules":
@@ -176,10 +195,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rules.rules:
         print("auditstream: no rule could be loaded", file=sys.stderr)
         return EXIT_RULES
-    pipeline = DetectionPipeline(Detector(rules.rules), RecentAlerts(args.window))
+    state = in_process_state(rules.rules, allowed_lateness=args.allowed_lateness)
+    pipeline = DetectionPipeline(Detector(rules.rules), RecentAlerts(args.window), state=state)
     dead_letter = args.dead_letter.open("w", encoding="utf-8") if args.dead_letter else None
     try:
         progress = sys.stderr if sys.stderr.isatty() else None
+        if args.history and state is not None:
+            state.warming = True
+            with Path(os.devnull).open("w", encoding="utf-8") as discard:
+                scan(args.history, pipeline, JsonLinesAlertSink(discard), progress=progress)
+            state.warming = False
         alerts = JsonLinesAlertSink(sys.stdout)
         summary = scan(args.inputs, pipeline, alerts, dead_letter=dead_letter, progress=progress)
     except FileNotFoundError as err:
@@ -191,6 +216,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.flush()
     print(summary.render(), file=sys.stderr)
     return _rules_status(rules, args.rules)
+
+
+def in_process_state(
+    rules: Sequence[LoadedRule], *, allowed_lateness: float
+) -> InProcessState | None:
+    """The stateful rules' state for an offline run, or ``None`` when none is loaded."""
+    stateful = [rule for rule in rules if isinstance(rule, StatefulRule)]
+    if not stateful:
+        return None
+    lateness_ms = int(allowed_lateness * 1000)
+    return InProcessState(StatefulEngine(stateful, allowed_lateness_ms=lateness_ms))
 
 
 def _report_problems(problems: Sequence[RuleProblem], stream: IO[str]) -> None:

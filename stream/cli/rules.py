@@ -14,6 +14,7 @@ from auditstream.detections.ruleset.case_runner import check_case
 from auditstream.detections.ruleset.languages import LoadedRule, language_of
 from auditstream.detections.ruleset.loader import RuleSet, load_case_files
 from auditstream.detections.sigma import SigmaRule
+from auditstream.detections.stateful.rule import StatefulRule
 
 
 def run_rules_command(
@@ -31,6 +32,8 @@ def run_rules_command(
 def _list(rules: RuleSet) -> int:
     for rule in rules.rules:
         kind = language_of(rule).name
+        if isinstance(rule, StatefulRule):
+            kind = f"{kind}/{rule.kind}"
         meta = rule.meta
         print(f"{meta.rule_id}  {meta.severity:<8} {meta.risk_score:>3}  {kind:<6}  {meta.name}")
     skipped = sum(problem.skipped for problem in rules.problems)
@@ -68,6 +71,13 @@ def _show(rules: RuleSet, selector: str) -> int:
         print(f"  indexed by: {', '.join(sorted(required)) or '(evaluated on every event)'}")
         for note in meta.false_positives:
             print(f"  false positive: {note}")
+    elif isinstance(rule, StatefulRule):
+        print(f"  language: {rule.language}; stateful: {rule.kind}; index: {', '.join(meta.index)}")
+        print(f"  group key: {', '.join(rule.key_names) or '(none: one group)'}")
+        for name, value in rule.details.items():
+            print(f"  {name}: {value}")
+        if rule.history_ms:
+            print(f"  history needed before alerting: {rule.history_ms // 1000} s of event time")
     elif isinstance(rule, NativeRule):
         print(f"  native predicate: {rule.predicate_name}")
         print(f"  Elastic twin for parity: {rule.parity_rule_id or '(none)'}")

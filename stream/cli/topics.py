@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from auditstream.detections.ruleset.loader import load_rules
+from auditstream.detections.stateful.rule import StatefulRule
 from auditstream.stream.cli.run import flags_from_args
 from auditstream.stream.errors import SettingsError
 from auditstream.stream.kafka.topics import (
@@ -70,6 +72,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         ("--input-pattern", "REGEX", "the input topics as a pattern (cannot be created)"),
         ("--alert-topic", "TOPIC", "where alerts go"),
         ("--dead-letter-topic", "TOPIC", "where input that is not audit data goes"),
+        (
+            "--group-id",
+            "ID",
+            "consumer group: names the stateful rules' topics (default auditstream)",
+        ),
         ("--topic-partitions", "N", "partitions of each topic created (default 6)"),
         ("--topic-replication-factor", "N", "replicas (default -1: the broker's default)"),
         ("--alert-retention-ms", "MS", "-1 (default): compact only; else compact,delete"),
@@ -87,6 +94,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         help="an input topic (repeatable)",
     )  # fmt: skip
     parser.add_argument(
+        "--rules", action="append", default=hide, metavar="PATH",
+        help="rules the service loads: a stateful one adds its repartition and changelog topics",
+    )  # fmt: skip
+    parser.add_argument(
         "--with-input", dest="create_input_topic", action="store_const", const=True,
         default=hide, help="also create the input topics",
     )  # fmt: skip
@@ -94,6 +105,12 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "-X", "--kafka", dest="kafka", action="append", default=hide, metavar="KEY=VALUE",
         help="a librdkafka property (repeatable); secrets: use the environment",
     )  # fmt: skip
+
+
+def _stateful(settings: Settings) -> bool:
+    """Do the configured rules include a stateful one (so its two topics are wanted)?"""
+    rules = load_rules(settings.rules.paths, builtin=settings.rules.builtin).rules
+    return any(isinstance(rule, StatefulRule) for rule in rules)
 
 
 def topics_command(
@@ -109,7 +126,7 @@ def topics_command(
     secrets = settings.secret_values()
     configure_logging(settings.log.format, settings.log.level, secrets=secrets)
     try:
-        report = ensure_topics(settings, create=create)
+        report = ensure_topics(settings, create=create, stateful=_stateful(settings))
     except SettingsError as err:
         return _fail(args, out, f"invalid configuration: {err}", EXIT_CONFIG, secrets)
     except TopicsUnavailable as err:

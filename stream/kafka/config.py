@@ -110,6 +110,14 @@ EXACTLY_ONCE_PRODUCER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
     "transaction.timeout.ms": 15_000,
 }
 
+GROUP_ONLY: Final = frozenset(
+    {"group.id", "group.protocol", "group.instance.id", "partition.assignment.strategy",
+     "session.timeout.ms", "heartbeat.interval.ms", "enable.auto.offset.store",
+     "statistics.interval.ms"}
+)  # fmt: skip
+"""Consumer properties of group membership, left out of the readers that assign partitions
+themselves (the alert log, the changelog restore)."""
+
 
 def consumer_config(kafka: KafkaSettings) -> ClientConfig:
     """The consumer's configuration (without callbacks, which the service adds)."""

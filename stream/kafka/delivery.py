@@ -70,10 +70,13 @@ class Delivery:
         value: bytes | str | None,
         headers: Sequence[Header],
         on_acked: OnAcked,
+        partition: int | None = None,
     ) -> None:
         """Queue one record; when the local queue is full, serve callbacks and retry (bounded).
 
         ``on_acked`` runs (inside a later ``poll``/``flush``) once the broker has the record.
+        ``partition`` pins the record to one partition (a changelog record goes to its store's
+        partition); ``None`` leaves it to the partitioner (by key).
         Raises :class:`ProduceAbandoned` when a stop is requested while the queue is full, a
         latched :class:`DeliveryError`, or :class:`InfrastructureError` when the queue stays
         full for ``queue_full_timeout``.
@@ -88,9 +91,15 @@ class Delivery:
         deadline = time.monotonic() + self._queue_full_timeout
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers), on_delivery=delivered
-                )
+                if partition is None:
+                    self._producer.produce(
+                        topic, value=value, key=key, headers=list(headers), on_delivery=delivered
+                    )
+                else:
+                    self._producer.produce(
+                        topic, value=value, key=key, headers=list(headers),
+                        on_delivery=delivered, partition=partition,
+                    )  # fmt: skip
                 return
             except BufferError:
                 # Back-pressure: the broker is slow or away. Serving callbacks frees the queue.

@@ -47,7 +47,7 @@ from auditstream.stream.errors import InfrastructureError, SettingsError
 from auditstream.stream.logs import librdkafka_logger
 from auditstream.stream.settings_types import KafkaSettings, Settings, TopicCreation
 
-Role = Literal["input", "alerts", "dead_letters"]
+Role = Literal["input", "alerts", "dead_letters", "repartition", "changelog"]
 Status = Literal["created", "exists", "differs", "missing"]
 BROKER_DEFAULT: Final = -1
 _POLL: Final = 0.2  # seconds between metadata looks while created topics get their leaders
@@ -117,9 +117,17 @@ class TopicsReport:
 # -- what we want (pure) ---------------------------------------------------------------------
 
 
-def desired_topics(settings: Settings) -> tuple[TopicSpec, ...]:
+REPARTITION_RETENTION_MS: Final = 604_800_000
+"""7 days: a candidate is read within seconds; the margin is for a group stopped for days."""
+
+
+def desired_topics(settings: Settings, *, stateful: bool = False) -> tuple[TopicSpec, ...]:
     """The topics to create, input topics first when asked; raises :class:`SettingsError` when
-    input topics are asked for but named by a pattern (there is no name to create)."""
+    input topics are asked for but named by a pattern (there is no name to create).
+
+    ``stateful``: stateful rules are loaded, so their repartition topic (candidates by group
+    key) and changelog (their stores, compacted) are wanted too, with as many partitions as
+    the others (one store per partition)."""
     creation = settings.topic_creation
     topics = settings.topics
     specs: list[TopicSpec] = []
@@ -136,6 +144,10 @@ def desired_topics(settings: Settings) -> tuple[TopicSpec, ...]:
         **creation.dead_letter_config,
     }
     specs.append(_spec("dead_letters", topics.dead_letters, creation, dead_letters))
+    if stateful:
+        repartition = {"cleanup.policy": "delete", "retention.ms": str(REPARTITION_RETENTION_MS)}
+        specs.append(_spec("repartition", topics.repartition, creation, repartition))
+        specs.append(_spec("changelog", topics.changelog, creation, {"cleanup.policy": "compact"}))
     return tuple(specs)
 
 
@@ -224,10 +236,10 @@ class _Deadline:
         )
 
 
-def ensure_topics(settings: Settings, *, create: bool) -> TopicsReport:
+def ensure_topics(settings: Settings, *, create: bool, stateful: bool = False) -> TopicsReport:
     """Create the missing topics (``create``), or only ask the broker whether it would accept
     them (``check``: ``validate_only``); compare the topics already there."""
-    specs = desired_topics(settings)
+    specs = desired_topics(settings, stateful=stateful)
     deadline = _Deadline(settings.topic_creation.admin_timeout, settings.kafka.bootstrap_servers)
     try:
         admin = AdminClient(admin_config(settings.kafka))

@@ -23,6 +23,8 @@ from auditstream.detections.alert_window import RecentAlerts
 from auditstream.detections.engine import Detector
 from auditstream.detections.pipeline import DetectionPipeline
 from auditstream.detections.ruleset.languages import LoadedRule
+from auditstream.detections.stateful.engine import StatefulEngine
+from auditstream.detections.stateful.rule import StatefulRule
 from auditstream.stream.errors import SettingsError
 from auditstream.stream.kafka.checkpoint import Checkpoint
 from auditstream.stream.kafka.clients import (
@@ -31,7 +33,7 @@ from auditstream.stream.kafka.clients import (
     record_budget,
     topic_limits,
 )
-from auditstream.stream.kafka.config import producer_config
+from auditstream.stream.kafka.config import GROUP_ONLY, consumer_config, producer_config
 from auditstream.stream.kafka.delivery import Delivery
 from auditstream.stream.kafka.offset_tracker import OffsetTracker
 from auditstream.stream.metrics import Metrics
@@ -40,6 +42,9 @@ from auditstream.stream.settings_types import Settings
 from auditstream.stream.sinks.dead_letters import DeadLetterSink
 from auditstream.stream.sinks.encoders import Encoder
 from auditstream.stream.sinks.kafka_alerts import KafkaAlertSink
+from auditstream.stream.state.restore import ChangelogReader
+from auditstream.stream.state.stage import StatefulStage
+from auditstream.stream.state.tasks import StateTasks
 
 MIN_RECORD_BYTES: Final = 16 * 1024
 """The smallest record limit we accept: an alert's rule metadata and a dead letter's headers
@@ -54,6 +59,8 @@ class DataPath:
     processor: MessageProcessor
     checkpoint: Checkpoint
     pipeline: DetectionPipeline
+    stage: StatefulStage | None = None
+    """The stateful rules' hops and stores (``None``: no stateful rule is loaded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +144,14 @@ def assemble(
         max_message_bytes=settings.runtime.max_message_bytes,
     )
     topics = settings.topics
+    stage = stateful_stage(settings, rules, delivery=delivery, metrics=metrics)
     processor = MessageProcessor(
         pipeline,
         tracker,
         KafkaAlertSink(delivery, topics.alerts, encoder, max_record_bytes=limits.alerts),
         DeadLetterSink(delivery, topics.dead_letters, max_record_bytes=limits.dead_letters),
         metrics,
+        stage,
     )
     checkpoint = Checkpoint(
         consumer,
@@ -154,4 +163,38 @@ def assemble(
         forget_alerts=pipeline.forget_alerts,
         transactional=settings.kafka.delivery == "exactly-once",
     )
-    return DataPath(processor, checkpoint, pipeline)
+    return DataPath(processor, checkpoint, pipeline, stage)
+
+
+def stateful_stage(
+    settings: Settings, rules: Sequence[LoadedRule], *, delivery: Delivery, metrics: Metrics
+) -> StatefulStage | None:
+    """The stores and hops of the loaded stateful rules, or ``None`` when there are none."""
+    stateful = [rule for rule in rules if isinstance(rule, StatefulRule)]
+    if not stateful:
+        return None
+    if settings.kafka.delivery == "exactly-once":
+        raise SettingsError(
+            "stateful rules run at-least-once only for now (their stores are not rolled back "
+            "with an aborted transaction); remove them or use delivery = at-least-once",
+            "delivery",
+        )
+    topics = settings.topics
+    engine = StatefulEngine(
+        stateful, allowed_lateness_ms=int(settings.state.allowed_lateness * 1000)
+    )
+    reader_config = {
+        key: value
+        for key, value in consumer_config(settings.kafka).items()
+        if key not in GROUP_ONLY
+    }
+    reader = ChangelogReader(
+        reader_config, topics.changelog, timeout=settings.runtime.revoke_timeout
+    )
+    tasks = StateTasks(
+        engine, folder=settings.state.folder / settings.kafka.group_id, reader=reader,
+        metrics=metrics,
+    )  # fmt: skip
+    return StatefulStage(
+        tasks, delivery, repartition=topics.repartition, changelog=topics.changelog
+    )

@@ -21,6 +21,7 @@ from auditstream.stream.health import Health
 from auditstream.stream.kafka.checkpoint import Checkpoint
 from auditstream.stream.kafka.offset_tracker import Partition
 from auditstream.stream.metrics import Metrics, parse_statistics
+from auditstream.stream.state.tasks import StateTasks
 
 _log = structlog.get_logger("auditstream.service")
 _REBALANCE_EVENTS: Final = {
@@ -102,30 +103,49 @@ class ClientEvents:
 
 
 def rebalance_callbacks(
-    checkpoint: Checkpoint, events: ClientEvents
-) -> dict[str, RebalanceCallback]:
+    checkpoint: Checkpoint, events: ClientEvents, state: StateTasks | None = None,
+    repartition: str = "",
+) -> dict[str, RebalanceCallback]:  # fmt: skip
     """``on_assign``/``on_revoke``/``on_lost`` for ``Consumer.subscribe``, delegating to the
     checkpoint; a failure while revoking is latched, the partitions are given up regardless.
-    The answers to the checkpoint's commits (``events.on_commit``) go to it from now on."""
+    The answers to the checkpoint's commits (``events.on_commit``) go to it from now on.
+
+    With stateful rules, an assigned partition of the repartition topic has its store restored
+    before the callback returns (so before any of its records is handed out); a revoked one is
+    closed with a checkpoint when the revoke's commit went through, without one otherwise."""
     events.attach(checkpoint)
+
+    def stores(partitions: list[Partition]) -> list[int]:
+        return [number for topic, number in partitions if topic == repartition]
 
     def on_assign(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned = _partitions(partitions)
+        if state is not None:
+            try:
+                state.assign(stores(assigned))
+            except BaseException as err:  # latched, raised by the loop: nothing is processed
+                events.latch(err)
         checkpoint.assign(assigned)
         events.rebalanced("assign", assigned, checkpoint.owned)
 
     def on_revoke(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = _partitions(partitions)
+        clean = False
         try:
             checkpoint.revoke(revoked)
+            clean = True
         except BaseException as err:  # latched, raised by the loop
             events.latch(err)
         finally:
+            if state is not None:
+                state.release(stores(revoked), clean=clean)
             events.rebalanced("revoke", revoked, checkpoint.owned)
 
     def on_lost(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = _partitions(partitions)
         checkpoint.lose(lost)
+        if state is not None:
+            state.release(stores(lost), clean=False)
         events.rebalanced("lost", lost, checkpoint.owned)
 
     return {"on_assign": on_assign, "on_revoke": on_revoke, "on_lost": on_lost}

@@ -46,7 +46,7 @@ from auditstream.stream.kafka.clients import (
     create_clients,
     next_batch,
 )
-from auditstream.stream.kafka.config import consumer_config
+from auditstream.stream.kafka.config import GROUP_ONLY, consumer_config
 from auditstream.stream.kafka.delivery import Delivery, ProduceAbandoned
 from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition
 from auditstream.stream.kafka.transactions import Transactions
@@ -57,18 +57,13 @@ from auditstream.stream.service.callbacks import ClientEvents, rebalance_callbac
 from auditstream.stream.service.exactly_once import TransactionalBatches
 from auditstream.stream.settings_types import Settings
 from auditstream.stream.sinks.encoders import encoder_for
+from auditstream.stream.state.stage import StatefulStage
 
 EXIT_OK: Final = 0
 EXIT_CONFIG: Final = 2
 EXIT_FATAL: Final = 4
 TRANSACTION_TIMEOUT: Final = 10.0
 """Seconds a transactional call may take (under the producer's 15 s transaction timeout)."""
-_GROUP_ONLY: Final = frozenset(
-    {"group.id", "group.protocol", "group.instance.id", "partition.assignment.strategy",
-     "session.timeout.ms", "heartbeat.interval.ms", "enable.auto.offset.store",
-     "statistics.interval.ms"}
-)  # fmt: skip
-"""Consumer properties of group membership, left out of the alert-log reader (it assigns)."""
 _log = structlog.get_logger("auditstream.service")
 
 
@@ -139,15 +134,21 @@ class Service:
         try:
             self._await_topics(consumer)
             path = self._assemble(consumer, delivery)
+            if path.stage is not None:
+                self._await_topics(consumer, path.stage)
             batches = self._transactional_batches(producer, consumer, delivery, path)
             history = self._alert_history(path)
-            self._subscribe(consumer, path.checkpoint)
+            self._subscribe(consumer, path)
             self.started.set()
             self._loop(consumer, path.processor, delivery, path.checkpoint, batches, history)
             self._shutdown(consumer, delivery, path.checkpoint)
+            if path.stage is not None:
+                path.stage.tasks.release_all(clean=True)  # finished and committed
         except BaseException:
             if path is not None:
                 path.checkpoint.halt()  # after a failure nothing is committed any more
+                if path.stage is not None:
+                    path.stage.tasks.release_all(clean=False)
             # Leave the group without committing anything more; drop what is queued.
             close_consumer(consumer, self.settings.runtime.shutdown_timeout)
             delivery.flush(0)
@@ -157,11 +158,16 @@ class Service:
                 history.close()
         self._raise_late_failures(delivery)
 
-    def _await_topics(self, consumer: Consumer) -> None:
+    def _await_topics(self, consumer: Consumer, stage: StatefulStage | None = None) -> None:
         settings = self.settings
+        topics = (
+            (settings.topics.alerts, settings.topics.dead_letters)
+            if stage is None
+            else (stage.repartition, stage.changelog)
+        )
         await_topics(
             consumer,
-            (settings.topics.alerts, settings.topics.dead_letters),
+            topics,
             bootstrap_servers=settings.kafka.bootstrap_servers,
             deadline=settings.runtime.startup_timeout,
             abort=self._stop,
@@ -203,7 +209,7 @@ class Service:
         config = {
             key: value
             for key, value in consumer_config(self.settings.kafka).items()
-            if key not in _GROUP_ONLY
+            if key not in GROUP_ONLY
         }
         history = AlertLog(
             config, self.settings.topics.alerts, horizon=horizon,
@@ -213,10 +219,19 @@ class Service:
         _log.info("alert_window_restored", alert_ids=read, horizon_s=horizon)
         return history
 
-    def _subscribe(self, consumer: Consumer, checkpoint: Checkpoint) -> None:
+    def _subscribe(self, consumer: Consumer, path: DataPath) -> None:
         topics = self.settings.topics
         subscription = [topics.pattern] if topics.pattern else list(topics.inputs)
-        consumer.subscribe(subscription, **rebalance_callbacks(checkpoint, self._events))
+        stage = path.stage
+        if stage is not None:
+            subscription.append(stage.repartition)
+        callbacks = rebalance_callbacks(
+            path.checkpoint,
+            self._events,
+            None if stage is None else stage.tasks,
+            "" if stage is None else stage.repartition,
+        )
+        consumer.subscribe(subscription, **callbacks)
         _log.info("subscribed", topics=subscription, group_id=self.settings.kafka.group_id)
 
     def _loop(

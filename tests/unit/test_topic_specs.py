@@ -253,3 +253,14 @@ def test_run_still_accepts_settings_files_with_topic_settings(tmp_path: Path) ->
     loaded = load_settings(config, BASE)
     assert (loaded.topic_creation.partitions, loaded.topic_creation.with_input) == (12, True)
     assert loaded.describe()["topic_partitions"] == 12
+
+
+def test_stateful_rules_add_a_repartition_and_a_compacted_changelog_topic_named_after_the_group() -> None:
+    plain = {spec.role for spec in desired_topics(settings())}
+    assert plain == {"alerts", "dead_letters"}
+    specs = by_role(desired_topics(settings(group_id="audit-prod"), stateful=True))
+    assert specs["repartition"].name == "audit-prod-stateful-repartition"
+    assert specs["changelog"].name == "audit-prod-stateful-changelog"
+    assert specs["changelog"].config == {"cleanup.policy": "compact"}
+    assert specs["repartition"].config["cleanup.policy"] == "delete"
+    assert specs["repartition"].partitions == specs["changelog"].partitions == 6

@@ -1,0 +1,1 @@
+"""Stateful rules in the service: the repartition hop, the local stores and their changelogs."""
