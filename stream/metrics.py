@@ -95,6 +95,10 @@ class Metrics:
             "auditstream_state_keys", "Keys a stateful rule holds in a store (at the last sweep)",
             ["rule_id", "partition"], registry=r,
         )  # fmt: skip
+        self.state_bytes = Gauge(
+            "auditstream_state_bytes", "A store's size as RocksDB estimates it (at the last sweep)",
+            ["partition"], registry=r,
+        )  # fmt: skip
         self.state_restore_seconds = Histogram(
             "auditstream_state_restore_seconds", "Restoring a store from its changelog",
             buckets=(0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=r,

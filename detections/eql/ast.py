@@ -114,3 +114,58 @@ class EventQuery:
     category: str | None
     condition: Expr
     pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MaxSpan:
+    """``with maxspan=<value><unit>``: a positive integer and one of ``ms s m h d``."""
+
+    value: int
+    unit: str
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+    @property
+    def millis(self) -> int:
+        return self.value * _UNIT_MS[self.unit]
+
+    def __str__(self) -> str:
+        return f"{self.value}{self.unit}"
+
+
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAXSPAN_UNITS = tuple(_UNIT_MS)
+"""The time units Elasticsearch's ``LogicalPlanBuilder.visitSequenceParams`` accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceTerm:
+    """One ``[<category> where <condition>] by k1, k2 with runs=N`` of a sequence.
+
+    ``keys`` are the term's own join keys (the sequence-level ``by`` keys are not repeated here);
+    ``text`` is the source between the brackets, the query its selector rule shows.
+    """
+
+    query: EventQuery
+    keys: tuple[FieldRef, ...] = ()
+    runs: int = 1
+    text: str = field(default="", compare=False)
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceQuery:
+    """``sequence [by keys] [with maxspan=N] term term+ [until term]``."""
+
+    keys: tuple[FieldRef, ...]
+    maxspan: MaxSpan | None
+    terms: tuple[SequenceTerm, ...]
+    until: SequenceTerm | None = None
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+    @property
+    def stages(self) -> tuple[SequenceTerm, ...]:
+        """The terms with ``runs`` expanded: the stages, in order (``until`` not among them)."""
+        return tuple(term for term in self.terms for _ in range(term.runs))
+
+
+Statement = EventQuery | SequenceQuery

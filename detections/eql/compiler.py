@@ -41,7 +41,7 @@ from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.regex.lucene.regexp import Matcher, compile_rlike
 from auditstream.detections.values import Scalar
 
-__all__ = ["CATEGORY_FIELD", "EqlPredicate", "compile_eql"]
+__all__ = ["CATEGORY_FIELD", "EqlPredicate", "compile_eql", "compile_event_query"]
 
 CATEGORY_FIELD = "event.category"
 Predicate = Callable[[ElasticDocument], bool]
@@ -96,7 +96,12 @@ class EqlPredicate:
 
 def compile_eql(text: str) -> EqlPredicate:
     """Parse and compile ``text``; raises QuerySyntaxError (with line and column) at load."""
-    query = parse_eql(text)
+    return compile_event_query(parse_eql(text), text)
+
+
+def compile_event_query(query: ast.EventQuery, text: str) -> EqlPredicate:
+    """Compile a parsed single-event query (``text`` is its source, kept for display): one
+    query alone, or one term of a sequence."""
     condition = _compile(query.condition)
     predicate = condition
     fields = set(_fields(query.condition))

@@ -4,22 +4,27 @@ The token rules follow Elasticsearch's grammar: keywords are lower case and case
 (the lexer reads the raw text, no case-folding stream); identifiers are
 ``[A-Za-z_@][A-Za-z0-9_]*`` or back-quoted with ```` `` ```` for a back-quote; strings are
 ``"..."`` with the escapes ``\\b \\t \\n \\f \\r \\" \\\\`` and ``\\u{2-8 hex}``, or
-``\"\"\"raw\"\"\"``; ``//`` and nested ``/* */`` comments. Sequences, joins, samples, pipes,
-arithmetic, ``=`` and single-quoted strings are refused with a position, because auditstream
-runs per-event rules and Elasticsearch rejects the rest. Errors are
+``\"\"\"raw\"\"\"``; ``//`` and nested ``/* */`` comments. Joins, samples, pipes, arithmetic,
+``=`` and single-quoted strings are refused with a position, because auditstream runs what
+Elasticsearch runs as a filter and Elasticsearch rejects the rest. Sequences
+(:func:`parse_eql_statement`) are parsed into their terms, join keys and ``maxspan``; each term's
+condition is an ordinary single-event query, and the stateful part is
+:mod:`auditstream.detections.stateful.sequence`'s. Errors are
 :class:`~auditstream.detections.errors.QuerySyntaxError` with 1-based line and column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from auditstream.detections.eql import ast
 from auditstream.detections.errors import QuerySyntaxError
 
-__all__ = ["SEQUENCE_REFUSED", "parse_eql"]
+__all__ = ["SEQUENCE_REFUSED", "parse_eql", "parse_eql_statement"]
 
-SEQUENCE_REFUSED = "sequence queries are not supported yet (auditstream runs per-event rules)"
+SEQUENCE_REFUSED = "a sequence is not a single-event query: it loads as a stateful sequence rule"
+MAX_RUNS = 100
+"""``with runs=N``: N from 1 to 100 (the EQL syntax reference, "with runs statement")."""
 
 KEYWORDS = frozenset(
     [
@@ -50,6 +55,7 @@ _REFUSED_STARTS = {
     "join": "join queries are not supported (auditstream runs per-event rules)",
     "sample": "sample queries are not supported (auditstream runs per-event rules)",
 }
+_STAGE_OPENERS = ("[", "![")
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
 _OPERATORS = ("==", "!=", "<=", ">=", "<", ">", ":", "=", "+", "-", "*", "/", "%", ".", ",")
 _PUNCT = {"(": "(", ")": ")", "[": "[", "]": "]", "|": "|"}
@@ -67,11 +73,21 @@ class Token:
     text: str
     value: object
     pos: ast.Pos
+    at: int = 0
+    """Offset of the token's first character in the query text."""
 
 
 def parse_eql(text: str) -> ast.EventQuery:
-    """Parse one EQL query; refuses everything but ``<category|any> where <condition>``."""
-    return _Parser(_Lexer(text).tokens()).query()
+    """Parse one single-event EQL query: ``<category|any> where <condition>``."""
+    statement = parse_eql_statement(text)
+    if isinstance(statement, ast.SequenceQuery):
+        raise QuerySyntaxError(SEQUENCE_REFUSED, statement.pos.line, statement.pos.column)
+    return statement
+
+
+def parse_eql_statement(text: str) -> ast.Statement:
+    """Parse one EQL query, a single-event query or a ``sequence``."""
+    return _Parser(_Lexer(text).tokens(), text).statement()
 
 
 class _Lexer:
@@ -106,9 +122,10 @@ class _Lexer:
         while True:
             self.skip_blank()
             if self.at >= len(self.text):
-                out.append(Token("eof", "", None, self.pos()))
+                out.append(Token("eof", "", None, self.pos(), self.at))
                 return out
-            out.append(self.token())
+            start = self.at
+            out.append(replace(self.token(), at=start))
 
     def skip_blank(self) -> None:
         text = self.text
@@ -162,6 +179,9 @@ class _Lexer:
             return Token("?", "?", None, pos)
         if ch == "`":
             return self.quoted(pos)
+        if text.startswith("![", start):
+            self.advance_to(start + 2)
+            return Token("![", "![", None, pos)
         if ch in _PUNCT:
             self.advance_to(start + 1)
             return Token(ch, ch, None, pos)
@@ -277,8 +297,9 @@ def _digit_at(text: str, i: int) -> bool:
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: list[Token], text: str) -> None:
         self.tokens = tokens
+        self.text = text
         self.i = 0
 
     @property
@@ -302,10 +323,22 @@ class _Parser:
             raise self.error(f"expected {what}, found {_describe(self.tok)}")
         return self.take()
 
-    def query(self) -> ast.EventQuery:
+    def statement(self) -> ast.Statement:
         first = self.tok
-        if first.kind in _REFUSED_STARTS:
+        if first.kind == "sequence":
+            query: ast.Statement = self.sequence()
+        elif first.kind in _REFUSED_STARTS:
             raise self.error(_REFUSED_STARTS[first.kind])
+        else:
+            query = self.event_filter()
+        if self.tok.kind == "|":
+            raise self.error("pipes are not supported (auditstream runs per-event rules)")
+        if self.tok.kind != "eof":
+            raise self.error(f"unexpected {_describe(self.tok)}")
+        return query
+
+    def event_filter(self) -> ast.EventQuery:
+        first = self.tok
         if first.kind == "any":
             category = None
         elif first.kind in ("word", "string"):
@@ -315,11 +348,119 @@ class _Parser:
         self.take()
         self.expect("where", "'where'")
         condition = self.or_expr()
-        if self.tok.kind == "|":
-            raise self.error("pipes are not supported (auditstream runs per-event rules)")
-        if self.tok.kind != "eof":
-            raise self.error(f"unexpected {_describe(self.tok)}")
         return ast.EventQuery(category, condition, first.pos)
+
+    # --- sequences (EqlBase.g4: sequence, sequenceParams, sequenceTerm, joinKeys) ---------------
+
+    def sequence(self) -> ast.SequenceQuery:
+        start = self.take()
+        keys: tuple[ast.FieldRef, ...] = ()
+        maxspan = None
+        if self.tok.kind == "by":
+            keys = self.join_keys()
+            if self.tok.kind == "with":
+                maxspan = self.maxspan()
+        elif self.tok.kind == "with":
+            maxspan = self.maxspan()
+            if self.tok.kind == "by":
+                raise self.error("Please specify sequence [by] before [with] not after", start)
+        terms: list[ast.SequenceTerm] = []
+        while self.tok.kind in _STAGE_OPENERS:
+            terms.append(self.sequence_term(until=False))
+        until = None
+        if self.tok.kind == "until":
+            self.take()
+            until = self.sequence_term(until=True)
+        stages = sum(term.runs for term in terms)
+        if stages < 2:
+            if self.tok.kind not in ("eof", "|"):
+                raise self.error(f"expected '[', found {_describe(self.tok)}")
+            raise self.error(f"A sequence requires a minimum of 2 queries, found [{stages}]", start)
+        _check_key_counts(terms + ([until] if until else []))
+        return ast.SequenceQuery(keys, maxspan, tuple(terms), until, start.pos)
+
+    def join_keys(self) -> tuple[ast.FieldRef, ...]:
+        self.take()  # by
+        keys = [self.join_key()]
+        while self.tok.kind == ",":
+            self.take()
+            keys.append(self.join_key())
+        return tuple(keys)
+
+    def join_key(self) -> ast.FieldRef:
+        """A field name (``?name`` optional); Elasticsearch would compute any other expression
+        with a script, which auditstream does not run."""
+        start = self.tok
+        optional = start.kind == "?"
+        if optional:
+            self.take()
+        parts = [self.identifier()]
+        while self.tok.kind == ".":
+            self.take()
+            parts.append(self.identifier())
+        if self.tok.kind not in ("[", "![", ",", "with", "until", "eof", "|"):
+            raise self.error("a join key must be a field name (computed keys are not supported)")
+        return ast.FieldRef(".".join(parts), optional, start.pos)
+
+    def maxspan(self) -> ast.MaxSpan:
+        self.take()  # with
+        self.expect("maxspan", "'maxspan'")
+        self.expect("=", "'='")
+        number = self.tok
+        if number.kind == "float":
+            raise self.error(
+                f"Decimal time interval [{number.text}] not supported; please use an positive "
+                "integer"
+            )
+        value = number.value if number.kind == "int" else None
+        if not isinstance(value, int):
+            raise self.error(f"expected a time interval, found {_describe(number)}")
+        self.take()
+        if value <= 0:
+            raise self.error(f"A positive maxspan value is required; found [{value}]", number)
+        unit = self.tok
+        if unit.kind != "word":
+            raise self.error(
+                f"No time unit specified, did you mean [s] as in [{number.text}s]?", number
+            )
+        self.take()
+        if unit.text not in ast.MAXSPAN_UNITS:
+            raise self.error(
+                f"Unrecognized time unit [{unit.text}] in [{number.text}{unit.text}], please "
+                f"specify one of [{', '.join(ast.MAXSPAN_UNITS)}]",
+                unit,
+            )
+        return ast.MaxSpan(value, unit.text, number.pos)
+
+    def sequence_term(self, *, until: bool) -> ast.SequenceTerm:
+        opener = self.tok
+        if opener.kind == "![":
+            raise self.error("missing-event terms (![ ... ]) are not supported yet")
+        self.expect("[", "'['")
+        query = self.event_filter()
+        closer = self.expect("]", "']'")
+        text = self.text[opener.at + 1 : closer.at].strip()
+        keys = self.join_keys() if self.tok.kind == "by" else ()
+        runs = 1
+        if self.tok.kind == "with":
+            runs = self.runs(until=until)
+        return ast.SequenceTerm(query, keys, runs, text, opener.pos)
+
+    def runs(self, *, until: bool) -> int:
+        option = self.take()  # with
+        name = self.tok
+        if name.kind != "word" or name.text != "runs":
+            raise self.error(f"Unrecognized option [{name.text}], expecting [runs]")
+        if until:
+            raise self.error("with runs is not supported on the until term", option)
+        self.take()
+        self.expect("=", "'='")
+        number = self.tok
+        value = number.value if number.kind == "int" else None
+        if not isinstance(value, int) or not 1 <= value <= MAX_RUNS:
+            raise self.error(f"runs must be an integer from 1 to {MAX_RUNS}, found {number.text}")
+        self.take()
+        return value
 
     def or_expr(self) -> ast.Expr:
         left = self.and_expr()
@@ -467,6 +608,21 @@ class _Parser:
             raise self.error(f"expected a field name, found {_describe(tok)}")
         self.take()
         return str(tok.value)
+
+
+def _check_key_counts(terms: list[ast.SequenceTerm]) -> None:
+    """Every term (``until`` included) must name as many join keys of its own as the first
+    (the sequence's ``by`` keys count for every term alike)."""
+    expected = len(terms[0].keys)
+    for term in terms[1:]:
+        if len(term.keys) != expected:
+            pos = term.keys[0].pos if term.keys else term.pos
+            raise QuerySyntaxError(
+                "Inconsistent number of join keys specified; "
+                f"expected [{expected}] but found [{len(term.keys)}]",
+                pos.line,
+                pos.column,
+            )
 
 
 def _describe(tok: Token) -> str:

@@ -90,7 +90,39 @@ class Not:
     pos: Pos = field(default=NOWHERE, compare=False)
 
 
-Expr = Literal | FieldRef | Call | Compare | PatternMatch | InList | IsNull | Logical | Not
+@dataclass(frozen=True, slots=True)
+class TimeSpan:
+    """``9 minutes``, ``1 day``: a time duration or date period literal (ES|QL's
+    ``qualifiedIntegerLiteral``); ``unit`` as written, upper-cased."""
+
+    amount: int
+    unit: str
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Arithmetic:
+    """``a + b`` / ``a - b``; auditstream compiles only a date plus or minus a time span."""
+
+    op: str  # + -
+    left: Expr
+    right: Expr
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+Expr = (
+    Literal
+    | FieldRef
+    | Call
+    | Compare
+    | PatternMatch
+    | InList
+    | IsNull
+    | Logical
+    | Not
+    | TimeSpan
+    | Arithmetic
+)
 
 
 # --- processing commands ---------------------------------------------------------------------
@@ -164,7 +196,26 @@ class Sort:
     pos: Pos = field(default=NOWHERE, compare=False)
 
 
-Command = Where | Eval | Grok | Dissect | Keep | Drop | Rename | Limit | Sort
+@dataclass(frozen=True, slots=True)
+class StatsAggregate:
+    """One ``[name =] AGG(...) [WHERE condition]`` of a ``STATS``; ``COUNT(*)`` has no args."""
+
+    name: str
+    call: Call
+    condition: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """``STATS aggregates BY groups``: compiled by :mod:`auditstream.detections.stateful.stats`
+    into a window on the stream, never into a per-event stage."""
+
+    aggregates: tuple[StatsAggregate, ...]
+    groups: tuple[tuple[str, Expr], ...]  # (column name, grouping expression)
+    pos: Pos = field(default=NOWHERE, compare=False)
+
+
+Command = Where | Eval | Grok | Dissect | Keep | Drop | Rename | Limit | Sort | Stats
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,12 +48,21 @@ def compile_query(query: ast.Query) -> CompiledQuery:
     """Raises :class:`QuerySyntaxError` (with a position) for anything that cannot run."""
     _check_sources(query.source)
     scope = Scope(frozenset(query.source.metadata))
+    stages = compile_commands(query.commands, scope)
+    return CompiledQuery(query.source, stages, tuple(scope.computed), tuple(scope.reads))
+
+
+def compile_commands(
+    commands: Sequence[ast.Command], scope: Scope
+) -> tuple[tuple[ast.Command, Stage], ...]:
+    """Stages for commands run in ``scope`` (which they update): a query's, or the commands
+    after a ``STATS``, whose rows are its result rows."""
     stages: list[tuple[ast.Command, Stage]] = []
-    for command in query.commands:
+    for command in commands:
         stage = _compile_command(command, scope)
         if stage is not None:
             stages.append((command, stage))
-    return CompiledQuery(query.source, tuple(stages), tuple(scope.computed), tuple(scope.reads))
+    return tuple(stages)
 
 
 def _check_sources(source: ast.From) -> None:
@@ -95,6 +104,12 @@ def _compile_command(command: ast.Command, scope: Scope) -> Stage | None:
             for key in keys:
                 compile_expression(key, scope)
             return None
+        case ast.Stats(pos=pos):
+            raise QuerySyntaxError(
+                "STATS runs as a window of a stateful rule, not as a per-event stage",
+                pos.line,
+                pos.column,
+            )
         case _:
             raise TypeError(f"not a command: {command!r}")
 

@@ -19,6 +19,7 @@ from auditstream.detections.esql.scope import (
     Scope,
     at,
 )
+from auditstream.detections.esql.temporal import shift, span_ms
 from auditstream.detections.event.fields import compile_field
 from auditstream.detections.memo import memo
 from auditstream.detections.regex.lucene.regexp import compile_rlike
@@ -33,10 +34,22 @@ def compile_expression(expr: ast.Expr, scope: Scope) -> Evaluator:
             return lambda row: value
         case ast.FieldRef(name=name, pos=pos):
             return _field(name, pos, scope)
-        case ast.Call(name=name, args=args):
+        case ast.Call(name=name, args=args, pos=pos):
+            if name not in FUNCTIONS:  # an aggregate: STATS compiles those, never a stage
+                raise QuerySyntaxError(
+                    f"aggregate function {name} is only allowed in STATS", pos.line, pos.column
+                )
             if FUNCTIONS[name].reads_document:
                 scope.reads[WHOLE_DOCUMENT] = None
-            return compile_call(expr, [compile_expression(a, scope) for a in args])
+            call = compile_call(expr, [_argument(a, scope) for a in args])
+            if FUNCTIONS[name].clock and not scope.clock:
+                raise QuerySyntaxError(
+                    f"{name}() is supported after STATS only (per event it would depend on "
+                    "when the rule runs)",
+                    pos.line,
+                    pos.column,
+                )
+            return call
         case ast.Compare(op=op, left=left, right=right):
             return _compare(op, compile_expression(left, scope), compile_expression(right, scope))
         case ast.PatternMatch(operand=operand, patterns=patterns, regex=regex, pos=pos):
@@ -58,8 +71,44 @@ def compile_expression(expr: ast.Expr, scope: Scope) -> Evaluator:
             return _or(compile_expression(left, scope), compile_expression(right, scope))
         case ast.Not(operand=operand):
             return _negate(compile_expression(operand, scope))
+        case ast.TimeSpan(pos=pos):
+            raise QuerySyntaxError(
+                "a time span is supported only added to or subtracted from a date, or as "
+                "DATE_TRUNC's first argument",
+                pos.line,
+                pos.column,
+            )
+        case ast.Arithmetic(op=op, left=left, right=right, pos=pos):
+            return _date_arithmetic(op, left, right, pos, scope)
         case _:
             raise TypeError(f"not an expression: {expr!r}")
+
+
+def _argument(arg: ast.Expr, scope: Scope) -> Evaluator:
+    """A call's argument; a time span is a constant its function reads from the syntax tree."""
+    if isinstance(arg, ast.TimeSpan):
+        return lambda row: None
+    return compile_expression(arg, scope)
+
+
+def _date_arithmetic(
+    op: str, left: ast.Expr, right: ast.Expr, pos: ast.Pos, scope: Scope
+) -> Evaluator:
+    """``date + span``, ``span + date``, ``date - span``: the only arithmetic compiled (numeric
+    arithmetic would need ES|QL's column types, which are not known here)."""
+    if isinstance(right, ast.TimeSpan) and not isinstance(left, ast.TimeSpan):
+        date, delta = compile_expression(left, scope), span_ms(right)
+        delta = -delta if op == "-" else delta
+    elif isinstance(left, ast.TimeSpan) and op == "+" and not isinstance(right, ast.TimeSpan):
+        date, delta = compile_expression(right, scope), span_ms(left)
+    else:
+        raise QuerySyntaxError(
+            f"operator {op} is supported only between a date and a time span "
+            "(such as NOW() - 9 minutes)",
+            pos.line,
+            pos.column,
+        )
+    return lambda row: shift(date(row), delta)
 
 
 def _field(name: str, pos: ast.Pos, scope: Scope) -> Evaluator:

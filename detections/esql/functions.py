@@ -21,6 +21,7 @@ from typing import Any, Final
 from auditstream.detections.elastic.mapping import elastic_document
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
+from auditstream.detections.esql.temporal import truncate_value, truncator
 from auditstream.detections.esql.url_decode import java_url_decode
 from auditstream.detections.kql import compile_kql
 from auditstream.detections.memo import memo
@@ -378,6 +379,22 @@ def _kql(call: ast.Call, args: list[Evaluator]) -> Evaluator:
     return lambda row: query.predicate(elastic_document(row.event))
 
 
+def _date_trunc(call: ast.Call, args: list[Evaluator]) -> Evaluator:
+    """``DATE_TRUNC(span, date)``: the span must be a constant (Elasticsearch folds it at
+    planning and refuses anything else); calendar spans are refused (see ``temporal``)."""
+    span = call.args[0]
+    if not isinstance(span, ast.TimeSpan):
+        raise QuerySyntaxError("DATE_TRUNC takes a time span (such as 1 minute) first")
+    interval = truncator(span)
+    source = args[1]
+    return lambda row: truncate_value(source(row), interval)
+
+
+def _now(call: ast.Call, args: list[Evaluator]) -> Evaluator:
+    """``NOW()``: the end of the window a row after ``STATS`` stands for (epoch millis)."""
+    return lambda row: row.now_ms
+
+
 Builder = Callable[[ast.Call, list[Evaluator]], Evaluator]
 
 
@@ -395,6 +412,9 @@ class Function:
     reads_document: bool = False
     """Reads the whole indexed document rather than its arguments (``KQL()``): the rule's
     outcome is then a function of the whole event, which the hit memo must know."""
+    clock: bool = False
+    """Reads the time the row is evaluated at (``NOW()``): compiled only where a row has one,
+    after ``STATS`` (per event, the hit memo and replays need a function of the event)."""
 
 
 FUNCTIONS: Final[Mapping[str, Function]] = MappingProxyType(
@@ -419,5 +439,7 @@ FUNCTIONS: Final[Mapping[str, Function]] = MappingProxyType(
         "TO_STRING": Function(1, 1, _to_string),
         "TO_INTEGER": Function(1, 1, _to_integer),
         "KQL": Function(1, 1, _kql, reads_document=True),
+        "DATE_TRUNC": Function(2, 2, _date_trunc),
+        "NOW": Function(0, 0, _now, clock=True),
     }
 )

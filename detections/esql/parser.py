@@ -1,8 +1,10 @@
-"""Recursive-descent parser for the per-event subset of ES|QL.
+"""Recursive-descent parser for the subset of ES|QL auditstream runs.
 
 Precedence follows Elasticsearch's grammar: ``OR`` < ``AND`` < ``NOT`` < predicates (comparison,
-``LIKE``/``RLIKE``, ``IN``, ``IS NULL``). Anything outside the subset is rejected here, at load,
-with the position of the offending token, so a rule never fails half-way through a stream.
+``LIKE``/``RLIKE``, ``IN``, ``IS NULL``) < ``+``/``-``. Anything outside the subset is rejected
+here, at load, with the position of the offending token, so a rule never fails half-way through
+a stream. Aggregate functions are accepted in ``STATS`` only (as Elasticsearch's verifier has
+it); ``STATS`` itself runs on the stream as a window (:mod:`auditstream.detections.stateful.stats`).
 """
 
 from __future__ import annotations
@@ -11,18 +13,20 @@ from collections.abc import Callable
 
 from auditstream.detections.errors import QuerySyntaxError
 from auditstream.detections.esql import ast
+from auditstream.detections.esql.aggregates import AGGREGATES
 from auditstream.detections.esql.functions import FUNCTIONS
 from auditstream.detections.esql.lexer import Kind, Lexer, Token
+from auditstream.detections.esql.temporal import UNITS
 
 _KNOWN_UNSUPPORTED_COMMANDS = frozenset(
     {
-        "STATS", "INLINESTATS", "INLINE", "MV_EXPAND", "ENRICH", "LOOKUP", "JOIN", "ROW", "SHOW",
+        "INLINESTATS", "INLINE", "MV_EXPAND", "ENRICH", "LOOKUP", "JOIN", "ROW", "SHOW",
         "META", "CHANGE_POINT", "FORK", "COMPLETION", "SAMPLE", "RERANK", "INSIST", "FUSE",
         "LEFT", "RIGHT", "FULL", "METRICS", "TS", "EXPLAIN", "SET", "RRF", "URI_PARTS",
     }
 )  # fmt: skip
 
-_RESERVED = frozenset({"AND", "OR", "NOT", "LIKE", "RLIKE", "IN", "IS", "NULL", "AS"})
+_RESERVED = frozenset({"AND", "OR", "NOT", "LIKE", "RLIKE", "IN", "IS", "NULL", "AS", "BY"})
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 
@@ -36,6 +40,7 @@ class _Parser:
         self._lexer = Lexer(text)
         self._buffer: list[Token] = []
         self._last_token_end = 0  # end offset of the last token an expression consumed
+        self._aggregates_allowed = False  # inside a STATS aggregate, outside its arguments
 
     # --- token plumbing ----------------------------------------------------------------------
 
@@ -122,6 +127,7 @@ class _Parser:
             "RENAME": self._rename,
             "LIMIT": self._limit,
             "SORT": self._sort,
+            "STATS": self._stats,
         }
         handler = handlers.get(word)
         if handler is not None:
@@ -229,6 +235,45 @@ class _Parser:
     def _limit(self, keyword: Token) -> ast.Limit:
         return ast.Limit(int(self._expect(Kind.INTEGER).text), _pos(keyword))
 
+    def _stats(self, keyword: Token) -> ast.Stats:
+        """``STATS [name =] AGG(...) [WHERE cond], ... [BY [name =] expr, ...]``."""
+        if self._peek().kind in (Kind.EOF, Kind.PIPE):
+            raise self._error(keyword, "STATS needs an aggregate or a BY")
+        aggregates: list[ast.StatsAggregate] = []
+        if not self._is_keyword("BY"):
+            aggregates.append(self._stats_aggregate())
+            while self._peek().kind is Kind.COMMA:
+                self._take()
+                aggregates.append(self._stats_aggregate())
+        groups: list[tuple[str, ast.Expr]] = []
+        if self._is_keyword("BY"):
+            self._take()
+            groups.append(self._assignment())
+            while self._peek().kind is Kind.COMMA:
+                self._take()
+                groups.append(self._assignment())
+        return ast.Stats(tuple(aggregates), tuple(groups), _pos(keyword))
+
+    def _stats_aggregate(self) -> ast.StatsAggregate:
+        token = self._peek()
+        self._aggregates_allowed = True
+        try:
+            name, expr = self._assignment()
+        finally:
+            self._aggregates_allowed = False
+        if not (isinstance(expr, ast.Call) and expr.name in AGGREGATES):
+            raise self._error(
+                token,
+                "STATS takes aggregate functions ("
+                + ", ".join(sorted(AGGREGATES))
+                + "), not expressions over them",
+            )
+        condition = None
+        if self._is_keyword("WHERE"):
+            self._take()
+            condition = self._boolean()
+        return ast.StatsAggregate(name, expr, condition)
+
     def _sort(self, keyword: Token) -> ast.Sort:
         keys = [self._sort_key()]
         while self._peek().kind is Kind.COMMA:
@@ -296,7 +341,7 @@ class _Parser:
         if token.kind is Kind.OP and token.text in _COMPARISONS:
             self._take()
             return ast.Compare(token.text, operand, self._value(), _pos(token))
-        if token.kind is Kind.OP and token.text in ("+", "-", "*", "/", "%", "=~", "::", ":"):
+        if token.kind is Kind.OP and token.text in ("*", "/", "%", "=~", "::", ":"):
             raise self._error(token, f"operator {token.text} is not supported")
         return operand
 
@@ -323,6 +368,14 @@ class _Parser:
         return tuple(items)
 
     def _value(self) -> ast.Expr:
+        """Operands joined by ``+`` and ``-`` (left-associative, above the predicates)."""
+        left = self._signed()
+        while self._at_op("+") or self._at_op("-"):
+            token = self._take()
+            left = ast.Arithmetic(token.text, left, self._signed(), _pos(token))
+        return left
+
+    def _signed(self) -> ast.Expr:
         token = self._peek()
         if token.kind is Kind.OP and token.text == "-":
             self._take()
@@ -330,6 +383,8 @@ class _Parser:
             if number.kind not in (Kind.INTEGER, Kind.DECIMAL):
                 raise self._error(token, "operator - is only supported before a number")
             literal = self._primary()
+            if isinstance(literal, ast.TimeSpan):
+                return ast.TimeSpan(-literal.amount, literal.unit, _pos(token))
             assert isinstance(literal, ast.Literal) and isinstance(literal.value, int | float)
             return ast.Literal(-literal.value, _pos(token))
         return self._primary()
@@ -341,6 +396,10 @@ class _Parser:
             return ast.Literal(token.text, _pos(token))
         if token.kind is Kind.INTEGER:
             self._note_end(self._take())
+            unit = self._peek()
+            if unit.kind is Kind.IDENT and unit.text.upper() in UNITS:
+                self._note_end(self._take())
+                return ast.TimeSpan(int(token.text), unit.text.upper(), _pos(token))
             return ast.Literal(int(token.text), _pos(token))
         if token.kind is Kind.DECIMAL:
             self._note_end(self._take())
@@ -364,20 +423,35 @@ class _Parser:
             return ast.Literal(value, _pos(token))
         if self._peek(1).kind is Kind.LPAREN:
             self._take()
-            if word not in FUNCTIONS:
+            aggregate = word in AGGREGATES
+            if aggregate and not self._aggregates_allowed:
+                raise self._error(token, f"aggregate function {word} is only allowed in STATS")
+            if not aggregate and word not in FUNCTIONS:
                 raise self._error(token, f"unknown function {token.text}")
             self._take()
-            args: list[ast.Expr] = []
-            if self._peek().kind is not Kind.RPAREN:
-                args.append(self._boolean())
-                while self._peek().kind is Kind.COMMA:
-                    self._take()
-                    args.append(self._boolean())
+            allowed, self._aggregates_allowed = self._aggregates_allowed, False
+            try:
+                args = self._arguments(count_all=word == "COUNT")
+            finally:
+                self._aggregates_allowed = allowed
             self._note_end(self._expect(Kind.RPAREN))
             return ast.Call(word, tuple(args), _pos(token))
         if word in _RESERVED:
             raise self._error(token, f"unexpected keyword {token.text}")
         return ast.FieldRef(self._qualified_name(), _pos(token))
+
+    def _arguments(self, *, count_all: bool) -> list[ast.Expr]:
+        """A call's arguments; ``COUNT(*)`` has none (it counts rows, as ``COUNT()`` does)."""
+        if count_all and self._at_op("*") and self._peek(1).kind is Kind.RPAREN:
+            self._take()
+            return []
+        args: list[ast.Expr] = []
+        if self._peek().kind is not Kind.RPAREN:
+            args.append(self._boolean())
+            while self._peek().kind is Kind.COMMA:
+                self._take()
+                args.append(self._boolean())
+        return args
 
     def _identifier(self) -> str:
         token = self._peek()

@@ -26,13 +26,20 @@ WHOLE_DOCUMENT: Final = "<document>"
 
 
 class Row:
-    """One event flowing through one rule's stages: the event plus the columns computed so far."""
+    """One event flowing through one rule's stages: the event plus the columns computed so far.
 
-    __slots__ = ("cols", "event")
+    ``now_ms`` is what ``NOW()`` returns; only rows after ``STATS`` have one (the end of the
+    window being evaluated, see :mod:`auditstream.detections.stateful.stats`).
+    """
 
-    def __init__(self, event: AuditEvent, cols: dict[str, Value]) -> None:
+    __slots__ = ("cols", "event", "now_ms")
+
+    def __init__(
+        self, event: AuditEvent, cols: dict[str, Value], now_ms: int | None = None
+    ) -> None:
         self.event = event
         self.cols = cols
+        self.now_ms = now_ms
 
 
 _T = TypeVar("_T")
@@ -54,6 +61,8 @@ class Scope:
         self.reads: dict[str, None] = {}  # ordered set of the source and metadata fields read
         self._source_filters: list[tuple[bool, tuple[re.Pattern[str], ...]]] = []
         self._hidden: set[str] = set()
+        self.clock = False
+        """Whether ``NOW()`` has a value here: only after ``STATS``, where a row is a window."""
 
     def source_visible(self, name: str) -> bool:
         if name in self._hidden:

@@ -97,8 +97,8 @@ def _index_values(
         if name == "event.action":
             return action
         if name.startswith(ANNOTATIONS_PREFIX):
-            found = _annotation_values(audit, name[len(ANNOTATIONS_PREFIX) :])
-            return tuple(v for v in found if v != "") if drop_empty else found
+            spelled = _annotation_values(audit, name[len(ANNOTATIONS_PREFIX) :])
+            return tuple(v for v in spelled if v != "") if drop_empty else spelled
         found = _walk(audit, _segments(name), dotted)
         if found is None:
             found = ElasticDocument({"kubernetes": {"audit": audit}}).values(name)

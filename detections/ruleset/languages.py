@@ -32,8 +32,8 @@ from auditstream.detections.ruleset.document_rule import (
 from auditstream.detections.sigma.family import SigmaFamily
 from auditstream.detections.sigma.rule import SigmaRule
 from auditstream.detections.stateful.new_terms import compile_new_terms
-from auditstream.detections.stateful.sequence import compile_eql_rule
 from auditstream.detections.stateful.rule import StatefulRule
+from auditstream.detections.stateful.sequence import compile_eql_rule
 
 LoadedRule = EsqlRule | DocumentRule | NativeRule | SigmaRule | StatefulRule
 """Every compiled rule has ``meta`` (:class:`RuleMeta`), ``path`` and ``cases``. A
@@ -126,9 +126,7 @@ LANGUAGES: tuple[Language, ...] = (
 
 RuleCompiler = Callable[[Mapping[str, Any], str, tuple[RuleCase, ...]], LoadedRule]
 
-STATEFUL_COMPILERS: Mapping[str, RuleCompiler] = MappingProxyType(
-    {"new_terms": compile_new_terms}
-)
+STATEFUL_COMPILERS: Mapping[str, RuleCompiler] = MappingProxyType({"new_terms": compile_new_terms})
 """detection-rules' rule types whose memory is not a language's own construct, by ``type``
 (ES|QL ``STATS`` and EQL ``sequence`` are: their languages' compilers return a
 :class:`StatefulRule` for them)."""

@@ -19,7 +19,13 @@ from typing import Final
 from auditstream.detections.errors import DetectionError, RuleLoadError
 from auditstream.detections.ruleset.cases import RuleCase, parse_case_file, parse_cases
 from auditstream.detections.ruleset.languages import LoadedRule, compile_rule
-from auditstream.detections.sigma.loader import load_sigma_text
+from auditstream.detections.sigma.loader import (
+    SigmaFile,
+    SigmaLoadResult,
+    SigmaProblem,
+    compile_sigma_files,
+    parse_sigma_text,
+)
 
 BUILTIN_RULES = Path(__file__).parent.parent / "rules"
 
@@ -52,8 +58,10 @@ def load_rules(paths: Sequence[Path] = (), *, builtin: bool = True) -> RuleSet:
     problems: list[RuleProblem] = []
     seen: dict[str, str] = {}
     roots = ([BUILTIN_RULES] if builtin else []) + list(paths)
-    for file in _rule_files(roots, problems):
-        for rule in _file_rules(file, problems):
+    files = list(_rule_files(roots, problems))
+    sigma = _sigma_files(files)  # all parsed first: a correlation may name another file's rule
+    for file in files:
+        for rule in _file_rules(file, problems, sigma):
             earlier = seen.get(rule.meta.rule_id)
             if earlier is not None:
                 reason = f"rule_id {rule.meta.rule_id} is already loaded from {earlier}"
@@ -90,15 +98,26 @@ def _rule_files(roots: Iterable[Path], problems: list[RuleProblem]) -> Iterator[
             problems.append(RuleProblem(str(root), None, "no such file or folder"))
 
 
-def _file_rules(file: Path, problems: list[RuleProblem]) -> list[LoadedRule]:
-    """The rules of one file; what cannot load goes to ``problems``."""
-    if file.suffix.lower() in SIGMA_SUFFIXES:
+def _sigma_files(files: Sequence[Path]) -> dict[Path, SigmaLoadResult]:
+    """Every Sigma file compiled, references between files resolved (pySigma parses each)."""
+    paths = list(dict.fromkeys(file for file in files if file.suffix.lower() in SIGMA_SUFFIXES))
+    parsed: list[SigmaFile] = []
+    for file in paths:
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            problems.append(RuleProblem(str(file), None, f"cannot read: {err}"))
-            return []
-        loaded = load_sigma_text(text, str(file))
+            parsed.append(SigmaFile(str(file), problem=SigmaProblem(None, f"cannot read: {err}")))
+            continue
+        parsed.append(parse_sigma_text(text, str(file)))
+    return dict(zip(paths, compile_sigma_files(parsed), strict=True))
+
+
+def _file_rules(
+    file: Path, problems: list[RuleProblem], sigma: Mapping[Path, SigmaLoadResult]
+) -> list[LoadedRule]:
+    """The rules of one file; what cannot load goes to ``problems``."""
+    if file.suffix.lower() in SIGMA_SUFFIXES:
+        loaded = sigma[file]
         problems.extend(RuleProblem(str(file), p.rule_name, p.reason) for p in loaded.problems)
         return list(loaded.rules)
     try:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from sigma.rule import SigmaRule as PySigmaRule
+from sigma.rule import SigmaRuleBase
 
 from auditstream.detections.errors import DetectionError
 from auditstream.detections.ruleset.meta import RuleMeta, Technique, Threat
@@ -58,9 +58,10 @@ keeps its name with an empty id rather than a guessed one."""
 _TECHNIQUE: Final = re.compile(r"t\d{4}(\.\d{3})?")
 
 
-def sigma_meta(rule: PySigmaRule) -> RuleMeta:
-    """The alert metadata of a pySigma rule; raises DetectionError when it has no id or title
-    (an alert names its rule, and one alert per (rule, auditID) needs a stable id)."""
+def sigma_meta(rule: SigmaRuleBase) -> RuleMeta:
+    """The alert metadata of a pySigma rule (or correlation); raises DetectionError when it has
+    no id or title (an alert names its rule, and one alert per (rule, auditID) needs a stable
+    id)."""
     if rule.id is None:
         raise DetectionError("the rule has no id (every alert names its rule by id)")
     if not rule.title:

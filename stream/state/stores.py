@@ -45,6 +45,14 @@ class RocksStore:
     def close(self) -> None:
         self._db.close()
 
+    def size_bytes(self) -> int:
+        """What the store holds, as RocksDB estimates it: live data on disk plus memtables."""
+        total = 0
+        for name in ("rocksdb.estimate-live-data-size", "rocksdb.cur-size-all-mem-tables"):
+            value = self._db.property_int_value(name)
+            total += int(value) if value is not None else 0
+        return total
+
     # -- the checkpoint: which changelog offset a cleanly closed store holds -------------------
 
     def read_checkpoint(self) -> int | None:

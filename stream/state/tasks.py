@@ -116,6 +116,7 @@ class StateTasks:
             swept = task.partition.sweep()
             for rule_id, count in swept.keys.items():
                 self._metrics.state_keys.labels(rule_id, str(partition)).set(count)
+            self._metrics.state_bytes.labels(str(partition)).set(task.store.size_bytes())
         return applied, task.logged.take_changes()
 
     def keys(self) -> dict[str, int]:

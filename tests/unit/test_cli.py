@@ -28,19 +28,19 @@ type = "esql"
 query = '''
 FROM logs-kubernetes.audit_logs-*
 | WHERE kubernetes.audit.verb == "create"
-| STATS n = COUNT(*) BY kubernetes.audit.user.username
+| INLINESTATS n = COUNT(*) BY kubernetes.audit.user.username
 '''
 """
 
 UNKNOWN_FUNCTION_RULE = STATS_RULE.replace("00a", "00b").replace(
-    "| STATS n = COUNT(*) BY kubernetes.audit.user.username",
+    "| INLINESTATS n = COUNT(*) BY kubernetes.audit.user.username",
     "| EVAL x = FOO(kubernetes.audit.verb)",
 )
 LUCENE_RULE = STATS_RULE.replace("00a", "00c").replace('language = "esql"', 'language = "lucene"')
 GOOD_RULE = (
     STATS_RULE.replace("00a", "00d")
     .replace(
-        "| STATS n = COUNT(*) BY kubernetes.audit.user.username",
+        "| INLINESTATS n = COUNT(*) BY kubernetes.audit.user.username",
         '| WHERE kubernetes.audit.objectRef.subresource == "exec"',
     )
     .replace("Aggregating rule", "Every exec")
@@ -73,7 +73,7 @@ def test_rule_folder_loads_what_can_run_and_reports_the_rest(rule_folder: Path) 
     shipped = len(list(BUILTIN_RULES.glob("*.toml")))
     assert "Every exec" in names and len(rules.rules) == shipped + 1  # + the good one
     reasons = {Path(p.path).name: p.reason for p in rules.problems}
-    assert reasons["stats.toml"].startswith("STATS is not supported")
+    assert reasons["stats.toml"].startswith("INLINESTATS is not supported")
     assert "at line 3, column 3" in reasons["stats.toml"]
     assert reasons["unknown_function.toml"] == "unknown function FOO at line 3, column 12"
     assert "language lucene is not supported" in reasons["lucene.toml"]
@@ -128,7 +128,7 @@ def test_a_broken_rule_file_named_on_the_command_line_fails_the_run_but_others_r
     status, alerts, err = scan(capsys, "--rules", str(rule_folder / "stats.toml"), str(SAMPLE))
     assert status == EXIT_RULES
     assert alerts, "the rules that loaded still ran"
-    assert "stats.toml" in err and "STATS is not supported" in err
+    assert "stats.toml" in err and "INLINESTATS is not supported" in err
 
 
 def test_problems_in_a_folder_only_warn(

@@ -23,6 +23,7 @@ from auditstream.detections.eql import (
     compile_eql,
     compiler,
     parse_eql,
+    parse_eql_statement,
 )
 from auditstream.detections.eql import ast as a
 from auditstream.detections.errors import QuerySyntaxError
@@ -169,15 +170,18 @@ def test_errors_carry_positions(query: str, message: str, line: int, column: int
     assert (got_line, got_column) == (line, column)
 
 
-def test_sequence_is_refused_with_its_position() -> None:
+def test_a_sequence_is_not_a_single_event_query() -> None:
+    """compile_eql compiles one event's query; a sequence loads as a stateful rule instead
+    (tests/unit/test_stateful_sequence.py), so here it is refused with its position."""
     query = (
         "/* leading comment */\n  sequence by user.name with maxspan=5m\n"
         '  [any where kubernetes.audit.verb == "create"]\n  [any where true]'
     )
     reason, line, column = error_at(query)
     assert reason == SEQUENCE_REFUSED
-    assert reason == "sequence queries are not supported yet (auditstream runs per-event rules)"
+    assert "loads as a stateful sequence rule" in reason
     assert (line, column) == (2, 3)
+    assert isinstance(parse_eql_statement(query), a.SequenceQuery)
 
 
 # --- case sensitivity, wildcards ---------------------------------------------------------------

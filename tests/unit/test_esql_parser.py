@@ -130,7 +130,12 @@ def test_keep_drop_rename_patterns() -> None:
 @pytest.mark.parametrize(
     ("query", "message", "line", "column"),
     [
-        ("FROM logs-*\n| STATS count = COUNT(*) BY user.name", "STATS is not supported", 2, 3),
+        (
+            "FROM logs-*\n| INLINESTATS count = COUNT(*) BY user.name",
+            "INLINESTATS is not supported",
+            2,
+            3,
+        ),
         (
             "FROM logs-*\n| WHERE a == 1\n| EVAL x = 1\n| EVAL y = FOO(x)",
             "unknown function FOO",
@@ -138,7 +143,7 @@ def test_keep_drop_rename_patterns() -> None:
             12,
         ),
         ("ROW a = 1", "must start with FROM", 1, 1),
-        ("FROM logs-* | WHERE a + 1 > 2", "operator + is not supported", 1, 23),
+        ("FROM logs-* | WHERE a * 1 > 2", "operator * is not supported", 1, 23),
         ("FROM logs-* | WHERE a == ", "expected an expression", 1, 26),
         ("FROM logs-* | MV_EXPAND a", "MV_EXPAND is not supported", 1, 15),
         ("FROM logs-* | WHERE a LIKE b", "expected string", 1, 28),

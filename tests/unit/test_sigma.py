@@ -27,6 +27,7 @@ from auditstream.detections.ruleset.loader import load_case_files, load_rules
 from auditstream.detections.sigma import SigmaRule, load_sigma_text
 from auditstream.detections.sigma.fields import SHORT_NAMES
 from auditstream.detections.sigma.strings import compile_string
+from auditstream.detections.stateful.rule import StatefulRule
 from auditstream.stream.cli.main import main
 
 RULE_ID = "0b5d6c1e-5a8e-4c59-9d0e-3f6f2a9c7e01"
@@ -422,7 +423,10 @@ def test_invalid_rules_report_pysigma_errors() -> None:
     assert "invalid Sigma rule" in reason
 
 
-def test_correlation_rules_are_reported_not_supported() -> None:
+def test_a_correlation_loads_as_a_stateful_rule_and_its_base_rule_stops_alerting_alone() -> None:
+    """Correlations are stateful rules (docs/sigma-correlation-semantics.md, tested in
+    test_stateful_correlation.py); ``generate`` defaults to false, so the base rule is only the
+    correlation's selector."""
     text = sigma("sel:\n  verb: create\ncondition: sel", name="base") + textwrap.dedent(
         """
         ---
@@ -440,9 +444,11 @@ def test_correlation_rules_are_reported_not_supported() -> None:
         """
     )
     loaded = load_sigma_text(text, "test.yml")
-    assert [rule.meta.rule_id for rule in loaded.rules] == [RULE_ID]
-    (problem,) = loaded.problems
-    assert "correlation rule (type event_count)" in problem.reason
+    assert loaded.problems == ()
+    (rule,) = loaded.rules
+    assert isinstance(rule, StatefulRule)
+    assert (rule.meta.rule_id, rule.kind) == ("5c1d9d0e-8b4f-4c1a-9a55-6f1e0a7b2c33", "correlation")
+    assert [selector.rule.meta.rule_id for selector in rule.selectors] == [f"{rule.meta.rule_id}#0"]
 
 
 def test_a_rule_without_an_id_is_refused() -> None:

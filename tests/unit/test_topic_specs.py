@@ -255,7 +255,9 @@ def test_run_still_accepts_settings_files_with_topic_settings(tmp_path: Path) ->
     assert loaded.describe()["topic_partitions"] == 12
 
 
-def test_stateful_rules_add_a_repartition_and_a_compacted_changelog_topic_named_after_the_group() -> None:
+def test_stateful_rules_add_a_repartition_and_a_compacted_changelog_topic_named_after_the_group() -> (
+    None
+):
     plain = {spec.role for spec in desired_topics(settings())}
     assert plain == {"alerts", "dead_letters"}
     specs = by_role(desired_topics(settings(group_id="audit-prod"), stateful=True))
