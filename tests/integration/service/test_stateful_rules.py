@@ -253,3 +253,70 @@ def test_exactly_once_with_a_stateful_rule_is_refused_naming_the_setting(
     running = in_process(env)
     running.thread.join(60)
     assert running.result == [2]
+
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "stateful"
+MIXED_RULES = (
+    "stats_secret_burst.toml",  # ES|QL STATS: 3 distinct secrets by one identity in 6 minutes
+    "sequence_role_then_workload.toml",  # EQL: a role change, then a workload change, in 5m
+    "correlation_secret_reads.yml",  # Sigma event_count: 5 secret reads by one user in 10m
+)
+
+
+def _activity(user: str, minute: float, n: int, rng: random.Random) -> dict[str, Any]:
+    event = secret_read(user, minute, n)
+    kind = rng.choice(["secret", "secret", "secret", "role", "workload"])
+    if kind == "secret":
+        name = rng.choice(["db", "api", "tls", "ssh"])
+        event["objectRef"] = {"resource": "secrets", "namespace": "prod", "name": name}
+        event["requestURI"] = f"/api/v1/namespaces/prod/secrets/{name}"
+    elif kind == "role":
+        event["verb"] = "create"
+        event["objectRef"] = {"resource": "roles", "namespace": "prod", "name": f"r{n}",
+                              "apiGroup": "rbac.authorization.k8s.io"}  # fmt: skip
+        event["requestURI"] = "/apis/rbac.authorization.k8s.io/v1/namespaces/prod/roles"
+    else:
+        event["verb"] = "patch"
+        event["objectRef"] = {"resource": "deployments", "namespace": "prod", "name": "web",
+                              "apiGroup": "apps"}  # fmt: skip
+        event["requestURI"] = "/apis/apps/v1/namespaces/prod/deployments/web"
+    return event
+
+
+def test_stats_sequences_and_correlations_on_the_broker_alert_as_scan(
+    deployment: Deployment, in_process: StartInProcess, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for name in MIXED_RULES:
+        (rules / name).write_bytes((FIXTURES / name).read_bytes())
+    rng = random.Random(11)
+    events: list[tuple[bytes, dict[str, Any]]] = []
+    for n in range(600):  # 20 users over 30 minutes, in time order
+        user = f"user-{rng.randrange(20)}"
+        events.append((user.encode(), _activity(user, n * 30 / 600, n, rng)))
+    loaded = load_rules([rules], builtin=False).rules
+    assert len(loaded) == len(MIXED_RULES)
+    lateness = 3600.0  # input partitions are read side by side, not in event-time order
+    state = in_process_state(loaded, allowed_lateness=lateness)
+    pipeline = DetectionPipeline(Detector(loaded), RecentAlerts(10_000), state=state)
+    expected: dict[str, set[str]] = {}
+    for _, event in events:
+        found = pipeline.process_message(json.dumps(event).encode(), SourceRef("file"))
+        for alert in found.alerts:
+            expected.setdefault(alert.rule.rule_id, set()).add(alert.alert_id)
+    assert len(expected) == len(MIXED_RULES), "every rule type must alert in the scenario"
+
+    env = deployment.env(rules=str(rules), builtin_rules="false", allowed_lateness=str(lateness),
+                         state_dir=str(tmp_path / "state"))  # fmt: skip
+    settings = load_settings(None, env)
+    ensure_topics(settings, create=True, stateful=True)
+    deployment.produce([json.dumps(e).encode() for _, e in events], keys=[k for k, _ in events])
+    running = in_process(env)
+    _wait_done(deployment, running.check_alive, settings.topics.repartition)
+    assert running.stop() == 0
+    found: dict[str, set[str]] = {}
+    for message in deployment.alerts():
+        alert = json.loads(message.value() or b"")
+        found.setdefault(alert["rule"]["id"], set()).add(alert["alert_id"])
+    assert found == expected
