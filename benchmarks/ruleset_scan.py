@@ -1,7 +1,9 @@
 """``auditstream scan`` with the shipped rules against the same plus a whole ruleset, side by side.
 
-Usage: ``python -m benchmarks.ruleset_scan --rules PATH [--rules PATH]... [--count N]``, e.g.
-with ``--rules`` a checkout of Elastic's detection-rules ``rules/integrations/kubernetes``.
+Usage: ``python -m benchmarks.ruleset_scan --rules PATH [--rules PATH]... [--more-rules PATH]...
+[--count N]``, e.g. with ``--rules`` a checkout of Elastic's detection-rules
+``rules/integrations/kubernetes``; ``--more-rules`` adds a third contender with those rules too
+(the stateful ones, say, beside the per-event ones).
 Both contenders scan the same cached default mix, alternately, ``--rounds`` times; start-up
 (a scan of an empty file with the same rules) is subtracted. Prints events/s, events per
 CPU-second and the ratio of the two. Run it on a quiet machine.
@@ -21,6 +23,7 @@ from benchmarks.run import timed_scan
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ruleset_scan")
     parser.add_argument("--rules", action="append", type=Path, required=True)
+    parser.add_argument("--more-rules", action="append", type=Path, default=[])
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
@@ -31,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         "shipped rules": [],
         "shipped + ruleset": [f"--rules={path}" for path in args.rules],
     }
+    if args.more_rules:
+        contenders["shipped + all"] = [
+            f"--rules={path}" for path in [*args.rules, *args.more_rules]
+        ]
     results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, options in contenders.items():
@@ -47,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:<18} {rates[name]:>9,.0f} events/s  "
             f"{data.count / cpu:>9,.0f} events/CPU-s  {runs[0][2]} alerts"
         )
-    ratio = rates["shipped + ruleset"] / rates["shipped rules"]
-    print(f"  ratio (ruleset / shipped): {ratio:.2f}")
+    for name in list(contenders)[1:]:
+        print(f"  ratio ({name} / shipped): {rates[name] / rates['shipped rules']:.2f}")
     return 0
 
 

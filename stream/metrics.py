@@ -108,6 +108,11 @@ class Metrics:
             "Candidates older than the watermark (event time less allowed lateness): not applied",
             ["rule_id"], registry=r,
         )  # fmt: skip
+        self.state_oversized = Counter(
+            "auditstream_state_oversized_candidates",
+            "Candidates not applied: their group's state would outgrow a changelog record",
+            ["rule_id"], registry=r,
+        )  # fmt: skip
         self.candidates = Counter(
             "auditstream_stateful_candidates", "Events sent to a stateful rule's state",
             registry=r,

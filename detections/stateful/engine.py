@@ -31,6 +31,11 @@ META: Final = b"\x01"
 CLOCK_KEY: Final = META + b"clock"
 HISTORY_PREFIX: Final = META + b"history\x00"
 NO_TIME: Final = -(2**62)
+MAX_STATE_BYTES: Final = 768 * 1024
+"""The largest state one group may hold (JSON bytes): it goes to the changelog as one record,
+whose producer takes at most ``message.max.bytes`` (1,000,000 by default). A step that would
+exceed it is not applied (counted as ``oversized``): the group keeps its state, and the replica
+never meets a record it cannot write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,8 @@ class Applied:
     unknown_rule: bool = False
     learning: bool = False
     """Applied without alerting: warm history, or history shorter than the rule's window."""
+    oversized: bool = False
+    """Not applied: the group's state would exceed :data:`MAX_STATE_BYTES`."""
 
 
 NOTHING: Final = Applied()
@@ -73,6 +80,7 @@ class StatefulPartition:
         self.max_time_ms = int(orjson.loads(clock)) if clock is not None else NO_TIME
         self._history: dict[str, int] = {}
         self.late = 0
+        self.oversized = 0
 
     @property
     def watermark_ms(self) -> int:
@@ -94,11 +102,17 @@ class StatefulPartition:
         raw = self.store.get(key)
         state = orjson.loads(raw) if raw is not None else None
         step = rule.operator.step(state, candidate, alerting=alerting)
-        if step.state is None:
+        after = step.state
+        if after is not None and self.watermark_ms != NO_TIME:
+            after = rule.operator.expire(after, self.watermark_ms)  # hold only what can count
+        if after is None:
             if raw is not None:
                 self.store.delete(key)
         else:
-            encoded = orjson.dumps(step.state)
+            encoded = orjson.dumps(after)
+            if len(encoded) > MAX_STATE_BYTES:
+                self.oversized += 1
+                return Applied(oversized=True)
             if encoded != raw:
                 self.store.put(key, encoded)
         return Applied(hits=step.hits, learning=not alerting)

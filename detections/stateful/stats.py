@@ -43,6 +43,12 @@ __all__ = ["DEFAULT_LOOKBACK", "StatsOperator", "StatsPlan", "parse_lookback", "
 
 DEFAULT_LOOKBACK: Final = "now-6m"
 """Kibana's default ``from`` (``RuleIntervalFrom``: "Defaults to now-6m")."""
+MAX_WINDOW_EVENTS: Final = 2_000
+"""The most events one group's window holds; beyond it the oldest are dropped. A group that busy
+is judged on its newest 2,000 events: a ``COUNT`` then reads at most 2,000 (a threshold below
+that keeps Elastic's verdict: the true count is at least as high), while ``COUNT_DISTINCT`` and
+``VALUES`` may miss values only the dropped events held (docs/esql-stats-semantics.md). Without a
+bound, one busy identity's window would grow past what a changelog record can carry."""
 INPUT_PREFIX: Final = "\x00stats."
 """Selector columns: a name no query can define (ES|QL names never hold a NUL)."""
 _LOOKBACK: Final = re.compile(r"now-(\d+)([smhHdw])")
@@ -118,6 +124,10 @@ class StatsOperator:
         values = [candidate.row.get(str(i)) for i in range(self.inputs)]
         entry: Entry = [candidate.event_id, time_ms, values]
         bisect.insort(events, entry, key=lambda e: (e[1], e[0]))
+        if len(events) > MAX_WINDOW_EVENTS:  # the oldest go first: see MAX_WINDOW_EVENTS
+            del events[: len(events) - MAX_WINDOW_EVENTS]
+            if entry not in events:
+                return Step(state)
         run: list[str] | None = state.get("on") if state else None
         if newest is None or time_ms >= newest:
             held = [e for e in events if e is not entry and time_ms - self.window_ms <= e[1]]

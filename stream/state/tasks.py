@@ -110,6 +110,12 @@ class StateTasks:
         applied = task.partition.apply(candidate)
         if applied.late:
             self._metrics.state_late.labels(candidate.rule_id).inc()
+        elif applied.oversized:
+            self._metrics.state_oversized.labels(candidate.rule_id).inc()
+            _log.warning(
+                "state_oversized", rule_id=candidate.rule_id, partition=partition,
+                event_id=candidate.event_id,
+            )  # fmt: skip
         task.since_sweep += 1
         if task.since_sweep >= SWEEP_EVERY:
             task.since_sweep = 0

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from auditstream.detections.ruleset.meta import RuleMeta
 from auditstream.detections.stateful.candidate import Candidate, store_key
-from auditstream.detections.stateful.engine import CLOCK_KEY, StatefulEngine
+from auditstream.detections.stateful.engine import CLOCK_KEY, MAX_STATE_BYTES, StatefulEngine
 from auditstream.detections.stateful.event_time import format_time_ms, parse_time_ms
 from auditstream.detections.stateful.operator import State, StatefulHit, Step
 from auditstream.detections.stateful.rule import StatefulRule
@@ -36,10 +36,10 @@ class PairOperator:
     def step(self, state: State | None, candidate: Candidate, *, alerting: bool) -> Step:
         events: dict[str, int] = dict((state or {}).get("events", {}))
         events[candidate.event_id] = candidate.time_ms
-        events = {e: t for e, t in events.items() if t > candidate.time_ms - self.span_ms}
-        new_state: State = {"events": events}
-        if alerting and len(events) >= 2:
-            ids = tuple(sorted(events))
+        new_state: State = {"events": events}  # trimmed by expire, which the engine calls
+        recent = {e for e, t in events.items() if t > candidate.time_ms - self.span_ms}
+        if alerting and len(recent) >= 2:
+            ids = tuple(sorted(recent))
             return Step(new_state, (StatefulHit("|".join(ids), candidate, events=ids),))
         return Step(new_state)
 
@@ -192,3 +192,43 @@ def test_rocks_store_records_changes_and_keeps_a_checkpoint_only_when_closed_cle
     assert reopened.read_checkpoint() is None
     reopened.delete(b"missing")  # deleting what is not there is not an error
     reopened.close()
+
+
+@dataclass(frozen=True)
+class HoardOperator:
+    """A test operator that keeps every candidate's row: its state grows without bound."""
+
+    @property
+    def retention_ms(self) -> int:
+        return 10**12
+
+    def step(self, state: State | None, candidate: Candidate, *, alerting: bool) -> Step:
+        del alerting  # it never alerts
+        rows = [*(state or {}).get("rows", []), candidate.row.get("blob")]
+        return Step({"rows": rows})
+
+    def expire(self, state: State, watermark_ms: int) -> State | None:
+        del watermark_ms  # it keeps everything
+        return state
+
+
+def test_a_state_too_big_for_a_changelog_record_is_not_applied() -> None:
+    rule = replace(_rule(), operator=HoardOperator())
+    store = MemoryStore()
+    part = StatefulEngine([rule], allowed_lateness_ms=MINUTE).partition(store)
+    blob = "x" * 200_000
+    results = [part.apply(_candidate(f"a/{n}", n, row={"blob": blob})) for n in range(5)]
+    assert [r.oversized for r in results] == [False, False, False, True, True]
+    assert part.oversized == 2
+    kept = store.get(store_key("pairs", ("alice",)))
+    assert kept is not None and len(kept) <= MAX_STATE_BYTES
+    assert len(orjson.loads(kept)["rows"]) == 3  # the last state that fitted
+
+
+def test_each_step_leaves_only_what_the_watermark_has_not_passed() -> None:
+    store = MemoryStore()
+    part = StatefulEngine([_rule()], allowed_lateness_ms=MINUTE).partition(store)
+    for minute in range(0, 60, 2):  # one event every 2 minutes, a 5-minute span
+        part.apply(_candidate(f"a/{minute}", minute))
+    held = orjson.loads(store.data[store_key("pairs", ("alice",))])["events"]
+    assert sorted(held.values()) == [54 * MINUTE, 56 * MINUTE, 58 * MINUTE]  # 57 - 5 minutes

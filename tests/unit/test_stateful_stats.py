@@ -40,6 +40,7 @@ from auditstream.detections.stateful.event_time import format_time_ms, parse_tim
 from auditstream.detections.stateful.in_process import InProcessState
 from auditstream.detections.stateful.rule import StatefulRule, selector_id
 from auditstream.detections.stateful.stats import (
+    MAX_WINDOW_EVENTS,
     AggSpec,
     StatsOperator,
     parse_lookback,
@@ -825,3 +826,14 @@ def test_the_incremental_window_equals_a_computation_from_scratch(
         state = kept
         for now in (time_ms, newest):
             assert operator.result(state["ev"], (), now) == _from_scratch(accepted, now)
+
+
+def test_a_group_holds_at_most_its_newest_max_window_events() -> None:
+    operator = _count_operator(window_ms=3_600_000, threshold=10_000_000)
+    count = MAX_WINDOW_EVENTS + 50
+    state, _ = _run(operator, [_candidate(f"e{n:05d}", n) for n in range(count)])
+    held = [entry[0] for entry in state["ev"]]
+    assert len(held) == MAX_WINDOW_EVENTS
+    assert held[0] == f"e{count - MAX_WINDOW_EVENTS:05d}" and held[-1] == f"e{count - 1:05d}"
+    older = operator.step(state, _candidate("old", 10), alerting=True)  # older than all held
+    assert older.state == state and older.hits == ()
