@@ -170,3 +170,35 @@ def test_rules_test_fails_on_a_wrong_case(
     out = capsys.readouterr().out
     assert status == 1
     assert "FAIL" in out and "1 failed" in out
+
+
+def _secret_read(user: str, minute: float, n: int) -> str:
+    stamp = f"2026-01-01T00:{int(minute):02d}:{int(minute % 1 * 60):02d}.000000Z"
+    return json.dumps({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": f"c0ffee00-0000-4000-8000-{n:012d}", "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/prod/secrets/db", "verb": "get",
+        "user": {"username": user}, "sourceIPs": ["10.0.0.7"], "userAgent": "kubectl/v1.31.0",
+        "objectRef": {"resource": "secrets", "namespace": "prod", "name": "db"},
+        "requestReceivedTimestamp": stamp, "stageTimestamp": stamp,
+    }) + "\n"  # fmt: skip
+
+
+def test_scan_runs_new_terms_with_history_read_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A new-terms rule (3 minutes of history, from the service tests) over a scan: without
+    history it learns silently; with ``--history`` a new user alerts at once, a known one not,
+    and nothing alerts from the history file itself."""
+    rules = Path(__file__).parents[1] / "integration" / "service" / "stateful_rules"
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(_secret_read(f"u{i}", i / 10, i) for i in range(30)))
+    live = tmp_path / "live.jsonl"
+    live.write_text(_secret_read("u25", 4, 100) + _secret_read("newcomer", 4, 101))
+    options = ("--no-builtin-rules", "--rules", str(rules))
+    status, alerts, _ = scan(capsys, *options, str(live))
+    assert status == 0 and alerts == []  # no history: every user is being learnt
+    status, alerts, _ = scan(capsys, *options, "--history", str(history), str(live))
+    assert status == 0
+    assert [a["event"]["user"]["username"] for a in alerts] == ["newcomer"]
+    assert alerts[0]["fields"]["new_terms"] == ["newcomer"]
