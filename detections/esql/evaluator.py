@@ -32,6 +32,8 @@ class _Node:
     stage: Stage | None
     children: list[_Node] = field(default_factory=list)
     rules: list[EsqlRule] = field(default_factory=list)
+    under: frozenset[str] = frozenset()
+    """The ids of every rule whose chain passes through this node."""
 
 
 class EsqlFamily:
@@ -50,6 +52,7 @@ class EsqlFamily:
             for command, stage in rule.query.stages:
                 node = _child(node, command, stage)
             node.rules.append(rule)
+        _mark_under(self._root)
         self.shared_stages = _count_shared(self._root)
         reads = dict.fromkeys(name for rule in self.rules for name in rule.query.reads)
         # A rule that reads the whole document (KQL()) makes hits a function of every field:
@@ -72,9 +75,11 @@ class EsqlFamily:
             known = self._memo.get(key)
             if known is not None:
                 return list(known)
+        allowed = self.gate.candidates(event)
         found: list[RuleHit] = []
         for source in self._root.children:
-            _walk(source, Row(event, {}), found)
+            if allowed is None or not allowed.isdisjoint(source.under):
+                _walk(source, Row(event, {}), found, allowed)
         if key is not None:
             self._memo.put(key, tuple(found))
         return found
@@ -98,17 +103,31 @@ def _child(parent: _Node, key: ast.Command | ast.From, stage: Stage | None) -> _
     return node
 
 
-def _walk(node: _Node, row: Row, hits: list[RuleHit]) -> None:
+def _walk(
+    node: _Node, row: Row, hits: list[RuleHit], allowed: frozenset[str] | None = None
+) -> None:
+    """Evaluate ``node`` and below; ``allowed`` (when not ``None``): only the branches that lead
+    to one of these rules (the others cannot fire on this event, see the gate)."""
     if node.stage is not None and not node.stage(row):
         return
     for rule in node.rules:
         columns = rule.query.output_columns
         hits.append(RuleHit(rule=rule.meta, fields={name: row.cols[name] for name in columns}))
     children = node.children
+    if allowed is not None:
+        children = [child for child in children if not allowed.isdisjoint(child.under)]
     for child in children[:-1]:
-        _walk(child, Row(row.event, dict(row.cols)), hits)
+        _walk(child, Row(row.event, dict(row.cols)), hits, allowed)
     if children:
-        _walk(children[-1], row, hits)
+        _walk(children[-1], row, hits, allowed)
+
+
+def _mark_under(node: _Node) -> frozenset[str]:
+    under = {rule.meta.rule_id for rule in node.rules}
+    for child in node.children:
+        under |= _mark_under(child)
+    node.under = frozenset(under)
+    return node.under
 
 
 def _count_shared(node: _Node) -> int:

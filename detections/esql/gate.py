@@ -16,8 +16,11 @@ fire. Rules are indexed by their requirements on a few selective fields
 candidate. The values are read as the compiled rule reads them
 (:func:`auditstream.detections.event.fields.compile_field` resolves every ``kubernetes.audit.*``
 field but annotations as a path over the event's audit object), so every input shape and
-spelling resolves the same way. One rule with no indexed requirement turns the gate off: every
-event goes to the rules.
+spelling resolves the same way. A rule with no indexed requirement is a candidate for every
+event: it keeps the gate from turning events away (:attr:`RuleGate.on` is false, the routine
+fast path cannot skip ES|QL), but :meth:`RuleGate.candidates` still names, per event, the rules
+that can fire, and the family evaluates only those (the others stop at an indexed conjunct that
+fails, before anything that could raise).
 """
 
 from __future__ import annotations
@@ -42,16 +45,20 @@ which the gate must not build): requirements on them count as met."""
 class RuleGate:
     """Stateless after construction; one instance serves every event and thread."""
 
-    __slots__ = ("_index", "_paths", "_single", "subresources")
+    __slots__ = ("_index", "_paths", "_single", "_subset", "subresources")
 
     def __init__(
         self, index: RuleIndex[EsqlRule] | None, subresources: frozenset[str] | None = None
     ) -> None:
         self._index = index if index is not None and not index.unindexed else None
+        self._subset = index if index is not None and index.unindexed else None
+        """With rules that no requirement indexes: the index that still picks, per event, the
+        rules that can fire (the unindexed ones always among them)."""
         self.subresources = subresources
         """When every rule opens with ``<subresource> == "<literal>"``: those literals (what
         ``auditstream rules show`` reports); ``None`` otherwise or when the gate is off."""
-        used = self._index.fields if self._index is not None else ()
+        either = self._index or self._subset
+        used = either.fields if either is not None else ()
         # Every index field but event.action is a kubernetes.audit field (never an annotation):
         # the compiled rule reads it as a path over the audit object, and so does the gate.
         self._paths = {
@@ -74,6 +81,19 @@ class RuleGate:
     def on(self) -> bool:
         """Whether the gate turns anything away (every rule opens on an indexed value)."""
         return self._index is not None
+
+    def candidates(self, event: AuditEvent) -> frozenset[str] | None:
+        """The ids of the rules that can fire on ``event``: ``None`` for every rule (the gate is
+        off, or every rule is indexed and :meth:`admits` decides alone)."""
+        index = self._subset
+        if index is None:
+            return None
+        paths = self._paths
+        audit = event.audit
+        found = index.candidates(
+            lambda name: _values(to_value(paths[name].lookup(audit))), unknown=_AUDIT_ONLY
+        )
+        return frozenset(rule.meta.rule_id for rule in found)
 
     def admits(self, event: AuditEvent) -> bool:
         """False only when no loaded ES|QL rule can fire on ``event`` (see the module doc).

@@ -26,6 +26,7 @@ from auditstream.detections.engine import Detector
 from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.esql.gate import RuleGate
 from auditstream.detections.esql.rule import EsqlRule
+from auditstream.detections.event.audit_event import AuditEvent
 from auditstream.detections.event.decode import decode_message
 from auditstream.detections.pipeline import DetectionPipeline
 from auditstream.detections.ruleset.languages import compile_rule
@@ -426,3 +427,38 @@ def test_nesting_is_accepted_to_orjson_depth() -> None:
     with pytest.raises(MalformedEvent) as refused:
         decode_message(too_deep)
     assert refused.value.reason == "not_json"
+
+
+UNINDEXED = (
+    "FROM logs-kubernetes.audit_logs-* "
+    "| EVAL minute = DATE_TRUNC(1 minute, @timestamp) "
+    '| WHERE kubernetes.audit.verb IN ("get", "list") '
+    'AND kubernetes.audit.objectRef.resource == "secrets" | KEEP minute'
+)
+
+
+def test_an_unindexed_rule_leaves_the_others_gated_per_event(tmp_path: Path) -> None:
+    """A rule opening with an EVAL has no indexed requirement: the gate can no longer turn an
+    event away, but it still names the rules that can fire, and only those are evaluated (the
+    exec rules are not, for an event that is no exec); the outcome is the ungated one."""
+    rule = load_rule_file(_rule(tmp_path, UNINDEXED))
+    rules = (*load_rules([], builtin=True).rules, rule)
+    fast, slow = Detector(rules), Detector(rules, gate=False)
+    assert not fast.gate.on
+    (exec_event,) = decode_message(json.dumps(_exec_event("command=id")).encode()) or []
+    secret_get = AuditEvent(
+        {**exec_event.audit, "objectRef": {"resource": "secrets"}, "verb": "get",
+         "requestURI": "/api/v1/namespaces/default/secrets"}, None, "event",
+    )  # fmt: skip
+    exec_rules = {r.meta.rule_id for r in rules if isinstance(r, EsqlRule)} - {rule.meta.rule_id}
+    assert fast.gate.candidates(secret_get) == {rule.meta.rule_id}  # the exec chain is skipped
+    assert exec_rules <= (fast.gate.candidates(exec_event) or set())
+    quick = DetectionPipeline(fast, RecentAlerts(100_000), clock=_clock)
+    full = DetectionPipeline(slow, RecentAlerts(100_000), clock=_clock)
+    fired: set[str] = set()
+    for data in _shaped(3, 2000, 0.05):
+        outcome = _outcome(quick, data)
+        assert outcome == _outcome(full, data), data
+        if outcome[0] == "ok":
+            fired |= {json.loads(a)["rule"]["id"] for a in outcome[1][2]}
+    assert rule.meta.rule_id in fired and len(fired) > 1
