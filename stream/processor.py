@@ -35,7 +35,7 @@ from auditstream.stream.kafka.offset_tracker import OffsetTracker, Partition, Ti
 from auditstream.stream.metrics import Metrics
 from auditstream.stream.sinks.alert_sink import AlertSink
 from auditstream.stream.sinks.dead_letters import DeadLetter, DeadLetterSink
-from auditstream.stream.state.stage import StatefulStage
+from auditstream.stream.state.stage import BadCandidate, StatefulStage
 
 _log = structlog.get_logger("auditstream.processor")
 OnError = Callable[[KafkaError], None]
@@ -174,12 +174,23 @@ class MessageProcessor:
             fresh = [alert for alert in alerts if not seen(alert.alert_id)]
             batch.repeats += len(alerts) - len(fresh)
             encoded = [(a, self._alerts.encode(a)) for a in fresh]
-        except ValueError as err:  # bytes no candidate wrote: kept for a person, never lost
+        except BadCandidate as err:  # bytes no candidate wrote: kept for a person, never lost
             detail = f"not a candidate record: {err}"
             self._dead_letter(msg, partition, offset, settled, "bad_candidate", err, detail)
             return True
         except (MalformedEvent, DataError) as err:
             self._dead_letter(msg, partition, offset, settled, err.reason, err, err.detail)
+            return True
+        except StreamError:
+            raise  # infrastructure: the offset is held, the replica stops loudly
+        except Exception as err:  # a defect met by this candidate must not stop the group
+            if _is_transport_failure(err):
+                raise InfrastructureError(f"{type(err).__name__}: {err}") from err
+            _log.exception(
+                "stateful_step_failed", topic=partition[0], partition=partition[1], offset=offset
+            )
+            detail = f"{type(err).__name__}: {err}"
+            self._dead_letter(msg, partition, offset, settled, "internal_error", err, detail)
             return True
         if not encoded and not changes:
             return False

@@ -26,6 +26,10 @@ from auditstream.stream.state.tasks import Change, StateTasks
 OnAcked = Callable[[], None]
 
 
+class BadCandidate(ValueError):
+    """A repartition record that no candidate wrote (a dead letter, ``bad_candidate``)."""
+
+
 class StatefulStage:
     def __init__(
         self,
@@ -52,8 +56,11 @@ class StatefulStage:
 
     def apply(self, partition: int, value: bytes) -> tuple[list[Alert], list[Change], bool]:
         """The alerts and changelog writes of one repartition record, and whether it was late.
-        Raises ValueError for bytes that are not a candidate."""
-        candidate = Candidate.from_bytes(value)
+        Raises :class:`BadCandidate` for bytes that are not a candidate."""
+        try:
+            candidate = Candidate.from_bytes(value)
+        except ValueError as err:
+            raise BadCandidate(str(err)) from err
         applied, changes = self.tasks.apply(partition, candidate)
         alerts: list[Alert] = []
         if applied.hits:

@@ -16,6 +16,7 @@ from auditstream.detections.engine import Detector
 from auditstream.detections.native import NativeRule
 from auditstream.detections.pipeline import DetectionPipeline
 from auditstream.detections.ruleset.loader import load_rules
+from auditstream.detections.stateful.candidate import Candidate
 from auditstream.stream.errors import DeliveryError
 from auditstream.stream.kafka.delivery import Delivery
 from auditstream.stream.kafka.offset_tracker import OffsetTracker
@@ -24,6 +25,7 @@ from auditstream.stream.processor import MessageProcessor
 from auditstream.stream.sinks.dead_letters import DeadLetterSink
 from auditstream.stream.sinks.encoders import json_encoder
 from auditstream.stream.sinks.kafka_alerts import KafkaAlertSink
+from auditstream.stream.state.stage import StatefulStage
 from devtools.traffic.synthetic import exec_audit_events
 
 P = ("audit", 0)
@@ -200,3 +202,32 @@ def test_a_bad_entry_of_a_cloud_batch_is_its_own_dead_letter_beside_the_alerts()
     assert tracker.committable(P) == 4
     skipped = proc._metrics.skipped_entries.labels("aks_category")._value.get()
     assert skipped == 1
+
+
+class _BrokenTasks:
+    """State tasks whose operator meets a defect on every candidate."""
+
+    def apply(self, _partition: int, _candidate: object) -> None:
+        raise ZeroDivisionError("a defect met by this candidate")
+
+
+def test_a_stateful_defect_dead_letters_the_candidate_and_the_offset_moves_on() -> None:
+    """One bad repartition record (bytes no candidate wrote) and one whose operator breaks: each
+    is a dead letter with its reason, never a stop, and the partition's offset moves past both."""
+    proc, producer, tracker = processor(Detector(load_rules([]).rules))
+    repartition = ("group-stateful-repartition", 0)
+    tracker.assign([repartition])
+    proc.stage = StatefulStage(
+        _BrokenTasks(),  # type: ignore[arg-type]
+        Delivery(producer),  # type: ignore[arg-type]
+        repartition=repartition[0],
+        changelog="group-stateful-changelog",
+    )
+    candidate = Candidate("r", 0, ("alice",), 0, "a/ResponseComplete").to_bytes()
+    for offset, value in enumerate((b"not a candidate", candidate)):
+        proc.handle(Message(topic=repartition[0], partition=0, offset=offset, value=value))
+    reasons = [dict(r["headers"])["auditstream.dlq.reason"] for r in producer.records]
+    assert reasons == [b"bad_candidate", b"internal_error"]
+    assert b"ZeroDivisionError" in dict(producer.records[1]["headers"])["auditstream.dlq.detail"]
+    producer.poll()
+    assert tracker.committable(repartition) == 2
