@@ -167,17 +167,27 @@ def _user_stream(seed: int) -> list[tuple[bytes, dict[str, Any]]]:
     return events
 
 
-def test_new_terms_survive_kill_9_and_a_rebalance_to_3_replicas_and_back(
-    deployment: Deployment, subprocesses: StartProcess, tmp_path: Path
+@pytest.mark.parametrize("scenario", ["new_terms", "windows"])
+def test_stateful_rules_survive_kill_9_and_a_rebalance_to_3_replicas_and_back(
+    deployment: Deployment, subprocesses: StartProcess, tmp_path: Path, scenario: str
 ) -> None:
+    """``new_terms``: one new-terms rule over 600 learnt and 300 new users; ``windows``: the
+    STATS, sequence and correlation rules over 2,000 events of 20 users."""
+    if scenario == "new_terms":
+        rules, lateness = RULES, 600.0
+        stream = _user_stream(seed=7)
+        expected = set(_scan_alert_ids([event for _, event in stream]))
+    else:
+        rules, lateness = _mixed_rules(tmp_path), 3600.0
+        stream = _mixed_stream(count=2000, seed=5)
+        expected = set().union(*_scan_by_rule(rules, stream, lateness).values())
     env = deployment.env(
-        rules=str(RULES), builtin_rules="false", commit_interval="1", log_format="json"
-    )
+        rules=str(rules), builtin_rules="false", commit_interval="1", log_format="json",
+        allowed_lateness=str(lateness),
+    )  # fmt: skip
     settings = load_settings(None, env)
     ensure_topics(settings, create=True, stateful=True)
     repartition = settings.topics.repartition
-    stream = _user_stream(seed=7)
-    expected = _scan_alert_ids([event for _, event in stream])
     half = len(stream) // 2
 
     def replica(name: str) -> ServiceProcess:
@@ -205,10 +215,10 @@ def test_new_terms_survive_kill_9_and_a_rebalance_to_3_replicas_and_back(
     assert restarted.wait(60) == 0
 
     alerts = [json.loads(m.value() or b"") for m in deployment.alerts()]
-    # Nothing lost, and nothing extra: a key re-alerted after a restore would have a new basis
-    # (the event that found it new), hence an id that scan does not give.
-    assert {a["alert_id"] for a in alerts} == set(expected)
-    print(f"\n{len(expected)} new terms; {len(alerts)} alert records "
+    # Nothing lost, and nothing extra: a group alerted again after a restore would have a new
+    # basis (the event that made it true), hence an id that scan does not give.
+    assert {a["alert_id"] for a in alerts} == expected
+    print(f"\n{scenario}: {len(expected)} alerts expected; {len(alerts)} alert records "
           f"({len(alerts) - len(expected)} duplicates of an id, at-least-once)")  # fmt: skip
 
 
@@ -283,21 +293,29 @@ def _activity(user: str, minute: float, n: int, rng: random.Random) -> dict[str,
     return event
 
 
-def test_stats_sequences_and_correlations_on_the_broker_alert_as_scan(
-    deployment: Deployment, in_process: StartInProcess, tmp_path: Path
-) -> None:
+def _mixed_rules(tmp_path: Path) -> Path:
     rules = tmp_path / "rules"
     rules.mkdir()
     for name in MIXED_RULES:
         (rules / name).write_bytes((FIXTURES / name).read_bytes())
-    rng = random.Random(11)
+    return rules
+
+
+def _mixed_stream(count: int, seed: int) -> list[tuple[bytes, dict[str, Any]]]:
+    """(input key, event): 20 users over 30 minutes, in time order; a user's events share a key."""
+    rng = random.Random(seed)
     events: list[tuple[bytes, dict[str, Any]]] = []
-    for n in range(600):  # 20 users over 30 minutes, in time order
+    for n in range(count):
         user = f"user-{rng.randrange(20)}"
-        events.append((user.encode(), _activity(user, n * 30 / 600, n, rng)))
+        events.append((user.encode(), _activity(user, n * 30 / count, n, rng)))
+    return events
+
+
+def _scan_by_rule(
+    rules: Path, events: Sequence[tuple[bytes, dict[str, Any]]], lateness: float
+) -> dict[str, set[str]]:
     loaded = load_rules([rules], builtin=False).rules
     assert len(loaded) == len(MIXED_RULES)
-    lateness = 3600.0  # input partitions are read side by side, not in event-time order
     state = in_process_state(loaded, allowed_lateness=lateness)
     pipeline = DetectionPipeline(Detector(loaded), RecentAlerts(10_000), state=state)
     expected: dict[str, set[str]] = {}
@@ -306,7 +324,16 @@ def test_stats_sequences_and_correlations_on_the_broker_alert_as_scan(
         for alert in found.alerts:
             expected.setdefault(alert.rule.rule_id, set()).add(alert.alert_id)
     assert len(expected) == len(MIXED_RULES), "every rule type must alert in the scenario"
+    return expected
 
+
+def test_stats_sequences_and_correlations_on_the_broker_alert_as_scan(
+    deployment: Deployment, in_process: StartInProcess, tmp_path: Path
+) -> None:
+    rules = _mixed_rules(tmp_path)
+    events = _mixed_stream(count=600, seed=11)
+    lateness = 3600.0  # input partitions are read side by side, not in event-time order
+    expected = _scan_by_rule(rules, events, lateness)
     env = deployment.env(rules=str(rules), builtin_rules="false", allowed_lateness=str(lateness),
                          state_dir=str(tmp_path / "state"))  # fmt: skip
     settings = load_settings(None, env)
