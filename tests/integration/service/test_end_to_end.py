@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -53,7 +53,10 @@ def test_avro_alerts_match_scan(
     assert proc.wait(15) == 0, proc.log_tail()
 
     alerts = deployment.alerts()
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": schema_registry.url}))
+    deserialize = AvroDeserializer(
+        SchemaRegistryClient({"url": schema_registry.url, "timeout": 30}),
+        conf={"subject.name.strategy": topic_subject_name_strategy},  # no association lookup
+    )
     context = SerializationContext(topics.alerts, MessageField.VALUE)
     decoded = [deserialize(m.value(), context) for m in alerts]
     assert sorted(d["alert_id"] for d in decoded) == sorted(expected)  # exactly, no repeats

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import fastavro
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -108,7 +108,10 @@ def test_avro_alerts_are_read_back_through_the_registry(
     found = pipeline.process_message(json.dumps(event[0]).encode(), SourceRef("kafka", topic="t"))
     assert found.alerts
 
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": schema_registry.url}))
+    deserialize = AvroDeserializer(
+        SchemaRegistryClient({"url": schema_registry.url, "timeout": 30}),
+        conf={"subject.name.strategy": topic_subject_name_strategy},  # no association lookup
+    )
     context = SerializationContext(topic, MessageField.VALUE)
     schema_id = latest_schema_id(schema_registry, f"{topic}-value")
     for alert in found.alerts:
