@@ -117,6 +117,11 @@ class Metrics:
             "auditstream_stateful_candidates", "Events sent to a stateful rule's state",
             registry=r,
         )  # fmt: skip
+        self.outputs_pending = Gauge(
+            "auditstream_outputs_pending",
+            "Records handed to the producer and not yet acknowledged (after the last batch)",
+            registry=r,
+        )
         self.delivery_errors = Counter(
             "auditstream_delivery_errors", "Output records the broker refused", registry=r
         )

@@ -265,6 +265,7 @@ class Service:
                 _log.warning("produce_abandoned", reason=self._stop_reason)
                 return
             delivery.poll(0)
+            self.metrics.outputs_pending.set(delivery.queued())
             delivery.raise_delivery_errors()
             if checkpoint.due():
                 checkpoint.commit_in_background()
