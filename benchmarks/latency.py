@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from benchmarks import procs
 from benchmarks.data import Dataset
 from benchmarks.kafka_tools import GroupWatcher, wait_for
+from benchmarks.pressure import CpuAccount, CpuPressure
 from devtools.traffic.stream import produce
 
 WARMUP_S = 1.0
@@ -44,6 +46,13 @@ class Latency:
     warmup_samples: int
     warmup_max_ms: float
     worst: list[tuple[float, float]]  # (ms, s after the first send): the 5 slowest after warm-up
+    first_send: float  # wall clock (epoch s) of the first timed send, to line samples up with logs
+    over_50ms: int  # steady-state samples above 50 ms (the p99 target), and above 100 ms (max)
+    over_100ms: int
+    cpu_s: dict[str, float | None]  # CPU seconds of the service, the broker and this runner
+    pressure_share: float | None  # share of the steady state with a task waiting for a core
+    pressure_slow_share: float | None  # the same, during the flights of samples above 50 ms
+    worst_stalled_ms: list[float | None]  # per worst sample: ms of its flight with a task waiting
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +110,7 @@ def measure_latency(
     topic: str,
     alert_topic: str,
     partitions: int,
+    broker_pid: int | None = None,
 ) -> Latency:
     watcher = GroupWatcher(bootstrap, group, topic)
     service = procs.spawn(service_argv, "latency-service")
@@ -110,16 +120,21 @@ def measure_latency(
         clock = AlertClock(bootstrap, alert_topic, partitions).start()
         expected = dataset.malicious_ids()
         sent: dict[str, float] = {}
+        pressure = CpuPressure().start()
+        pids = {"service": service.pid, "broker": broker_pid, "runner": os.getpid()}
+        account = CpuAccount(pids).start()
         started = time.monotonic()
         note = _first_send(sent, expected)
         produce(bootstrap, topic, dataset.messages(), rate=rate, on_sent=note)
         achieved = dataset.count / (time.monotonic() - started)
         wait_for(lambda: expected <= clock.arrivals.keys(), 20)
         clock.stop()
+        pressure.stop()
+        cpu = account.stop()
         rss = procs.peak_rss_mb(service.pid) or 0.0
     finally:
         procs.stop(service)
-    return _summarise(rate, achieved, sent, clock.arrivals, rss)
+    return _summarise(rate, achieved, sent, clock.arrivals, rss, cpu, pressure)
 
 
 def _first_send(sent: dict[str, float], wanted: set[str]) -> Callable[[bytes | None, float], None]:
@@ -133,13 +148,27 @@ def _first_send(sent: dict[str, float], wanted: set[str]) -> Callable[[bytes | N
 
 
 def _summarise(
-    rate: float, achieved: float, sent: dict[str, float], arrivals: dict[str, float], rss: float
+    rate: float,
+    achieved: float,
+    sent: dict[str, float],
+    arrivals: dict[str, float],
+    rss: float,
+    cpu: dict[str, float | None],
+    pressure: CpuPressure,
 ) -> Latency:
     first = min(sent.values(), default=0.0)
-    timed = sorted(((arrivals[a] - t) * 1000, t - first) for a, t in sent.items() if a in arrivals)
-    latencies = [ms for ms, at in timed if at >= WARMUP_S]
-    warmup = [ms for ms, at in timed if at < WARMUP_S]
-    slowest = [(ms, at) for ms, at in timed if at >= WARMUP_S][-5:]
+    # (ms, s after the first send, epoch of the send)
+    timed = sorted(
+        ((arrivals[a] - t) * 1000, t - first, t) for a, t in sent.items() if a in arrivals
+    )
+    steady = [(ms, at, t) for ms, at, t in timed if at >= WARMUP_S]
+    latencies = [ms for ms, _, _ in steady]
+    warmup = [ms for ms, at, _ in timed if at < WARMUP_S]
+    slowest = steady[-5:]
+    slow = [(t, t + ms / 1000) for ms, _, t in steady if ms > 50]
+    slow_stalled = [pressure.stalled_ms(a, b) for a, b in slow]
+    slow_ms = sum((b - a) * 1000 for a, b in slow)
+    known = [x for x in slow_stalled if x is not None]
     return Latency(
         rate_target=rate,
         rate_achieved=round(achieved, 1),
@@ -151,7 +180,20 @@ def _summarise(
         peak_rss_mb=round(rss, 1),
         warmup_samples=len(warmup),
         warmup_max_ms=round(max(warmup), 1) if warmup else math.nan,
-        worst=[(round(ms, 1), round(at, 2)) for ms, at in reversed(slowest)],
+        worst=[(round(ms, 1), round(at, 2)) for ms, at, _ in reversed(slowest)],
+        first_send=round(first, 3),
+        over_50ms=len(slow),
+        over_100ms=sum(ms > 100 for ms in latencies),
+        cpu_s=cpu,
+        pressure_share=(
+            pressure.share(min(t for _, _, t in steady), max(t for _, _, t in steady))
+            if steady
+            else None
+        ),
+        pressure_slow_share=(
+            round(sum(known) / slow_ms, 3) if known and slow_ms and pressure.available else None
+        ),
+        worst_stalled_ms=[pressure.stalled_ms(t, t + ms / 1000) for ms, _, t in reversed(slowest)],
     )
 
 

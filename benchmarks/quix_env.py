@@ -1,20 +1,35 @@
 """The virtualenv Quix Streams runs in: ``benchmarks/.venv-quix`` (gitignored), made on demand.
 
 quixstreams 3.x pins ``confluent-kafka < 2.13`` and we need ``>= 2.13``, so it cannot share our
-venv. Ours is put on its PYTHONPATH instead; only what ``DetectionPipeline`` imports beyond the
-standard library (google-re2) is installed next to quixstreams.
+venv. Our code is put on its PYTHONPATH instead (:data:`IMPORT_PATH`), and our other
+dependencies are installed next to quixstreams.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from benchmarks.data import REPO
 
 VENV = REPO / "benchmarks" / ".venv-quix"
-PACKAGES = ("quixstreams", "google-re2")
+IMPORT_PATH = f"{REPO / '.typecheck'}{os.pathsep}{REPO}"
+"""``auditstream.*`` for a venv without our package: the committed links under ``.typecheck``
+name the three folders as the package does (plain PYTHONPATH=REPO has no ``auditstream``)."""
+
+
+def _packages() -> tuple[str, ...]:
+    """quixstreams plus our own dependencies but the Kafka client (quixstreams brings its
+    pinned one): what ``DetectionPipeline`` imports, read from ``pyproject.toml``."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    ours = [d for d in project["dependencies"] if not d.startswith("confluent-kafka")]
+    return ("quixstreams", *ours)
+
+
+PACKAGES = _packages()
 
 
 class QuixUnavailable(RuntimeError):
@@ -49,7 +64,11 @@ def _works(python: Path) -> bool:
     if not python.exists():
         return False
     done = subprocess.run(
-        [str(python), "-c", "import quixstreams, re2"], check=False, capture_output=True, timeout=60
+        [str(python), "-c", "import quixstreams, auditstream.detections.pipeline"],
+        check=False,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": IMPORT_PATH},
     )
     return done.returncode == 0
 

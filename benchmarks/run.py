@@ -25,13 +25,21 @@ from benchmarks import procs, report
 from benchmarks.data import OUT, Dataset, ensure_dataset
 from benchmarks.kafka_tools import count_messages, create_topics, end_offsets
 from benchmarks.latency import measure_latency
+from benchmarks.quix_env import IMPORT_PATH as QUIX_IMPORT_PATH
 from benchmarks.quix_env import QuixUnavailable, quix_python, quix_version
 from benchmarks.scaling import measure_scaling
 from benchmarks.throughput import measure_group
 from devtools.traffic.stream import produce
 
 PARTITIONS = 2
-CONTENDERS = ("a", "b", "c", "d", "e", "f", "f_low", "h", "i")
+CONTENDERS = (
+    "a", "b", "c", "d", "e", "d_offline", "f", "f_fetch", "f_low", "h", "i", "b_full", "e_full",
+)  # fmt: skip
+FETCH_BATCHING = ("--consumer", "fetch.min.bytes=65536", "--consumer", "fetch.wait.max.ms=5")
+"""(f_fetch): the broker holds a fetch until 64 KiB or 5 ms: fewer, larger fetches under load,
+at most 5 ms more latency, and up to 200 empty fetches a second per broker when idle."""
+FULL_RULESET = ("b_full", "e_full")
+"""Run only with ``--ruleset``: (b) and (e) with every per-event rule of that folder loaded."""
 LOW_RATE = 1_000.0  # well inside one process's capacity: latency without queueing
 
 
@@ -43,6 +51,7 @@ class Plan:
     latency_seconds: float
     quick: bool
     only: frozenset[str]
+    ruleset: tuple[Path, ...] = ()
 
     @property
     def latency_events(self) -> int:
@@ -84,18 +93,31 @@ def _plan(argv: Sequence[str] | None) -> Plan:
     parser.add_argument(
         "--only", default=None, help="letters to run, e.g. a,b,f (default all; --quick: not i)"
     )
+    parser.add_argument(
+        "--ruleset",
+        action="append",
+        type=Path,
+        default=[],
+        help="a folder of per-event rules (e.g. detection-rules' kubernetes rules without the "
+        "new-terms, STATS and sequence ones): adds (b) and (e) with them loaded",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     # (i) cannot be timed on a few thousand events: one member finishes before the other joins.
-    only = args.only or ",".join(k for k in CONTENDERS if not (quick and k == "i"))
+    only = args.only or ",".join(
+        k
+        for k in CONTENDERS
+        if not (quick and k == "i") and (k not in FULL_RULESET or args.ruleset)
+    )
     events = args.events or (6_000 if quick else 200_000)
     return Plan(
         events=events,
         exec_events=3_000 if quick else 60_000,
         latency_rate=5_000.0,
-        latency_seconds=3.0 if quick else 20.0,
+        latency_seconds=3.0 if quick else 60.0,
         quick=quick,
         only=frozenset(only.split(",")),
+        ruleset=tuple(args.ruleset),
     )
 
 
@@ -105,13 +127,15 @@ def _datasets(plan: Plan) -> Data:
         exec_only=ensure_dataset(
             "exec", plan.exec_events, seed=2, exec_share=1.0, malicious_share=0.1
         ),
+        # A tenth exec, half of it malicious: 60 s at 5,000 events/s yield some 4,000 alerts,
+        # enough samples for a p99 that is not one slow batch.
         latency=ensure_dataset(
-            "latency", plan.latency_events, seed=3, exec_share=0.02, malicious_share=0.5
+            "latency", plan.latency_events, seed=3, exec_share=0.1, malicious_share=0.5
         ),
         # A tenth exec so that 1,000 events/s still yields hundreds of alerts for the p99.
         latency_low=ensure_dataset(
             "latency-low",
-            int(LOW_RATE * plan.latency_seconds),
+            int(LOW_RATE * min(plan.latency_seconds, 20.0)),
             seed=4,
             exec_share=0.1,
             malicious_share=0.5,
@@ -126,8 +150,8 @@ def run(plan: Plan) -> dict[str, Any]:
     _say("generating data sets (cached in benchmarks/out/)")
     data = _datasets(plan)
     _say("starting the broker")
-    with KafkaCluster(nodes=1) as cluster:
-        bench = Bench(cluster.bootstrap, plan, data, results)
+    with KafkaCluster(nodes=1, keep_logs=True) as cluster:
+        bench = Bench(cluster.bootstrap, plan, data, results, broker_pid=cluster.pid(0))
         bench.load()
         bench.contenders()
     results["ratios"] = report.ratios(results)
@@ -141,8 +165,17 @@ def _say(text: str) -> None:
 class Bench:
     """The contenders against one broker; each result (or its failure) lands in ``results``."""
 
-    def __init__(self, bootstrap: str, plan: Plan, data: Data, results: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        plan: Plan,
+        data: Data,
+        results: dict[str, Any],
+        *,
+        broker_pid: int | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
+        self.broker_pid = broker_pid
         self.plan = plan
         self.data = data
         self.results = results
@@ -151,7 +184,7 @@ class Bench:
     # -- data -----------------------------------------------------------------------------------
 
     def load(self) -> None:
-        inputs = ["mix", "exec", "latency", "latency-low"]
+        inputs = ["mix", "exec", "latency", "latency-fetch", "latency-low"]
         keys = [*CONTENDERS, "i1", "i2"]
         outputs = [f"alerts-{k}" for k in keys] + [f"dead-{k}" for k in keys]
         create_topics(self.bootstrap, inputs + outputs, PARTITIONS)
@@ -186,9 +219,21 @@ class Bench:
             "c": lambda: self._group("c", [self._naive_argv()], "mix"),
             "d": self._quix,
             "e": self._scan,
+            "d_offline": self._plain_script,
+            "b_full": lambda: self._group(
+                "b_full", [self._service_argv("b_full", "mix", self._ruleset_options())], "mix"
+            ),
+            "e_full": lambda: self._scan(self._ruleset_options()),
             "h": lambda: self._group("h", [self._service_argv("h", "exec")], "exec"),
             "i": self._scaling,
             "f": lambda: self._latency("f", "latency", self.data.latency, self.plan.latency_rate),
+            "f_fetch": lambda: self._latency(
+                "f_fetch",
+                "latency-fetch",
+                self.data.latency,
+                self.plan.latency_rate,
+                FETCH_BATCHING,
+            ),
             "f_low": lambda: self._latency("f_low", "latency-low", self.data.latency_low, LOW_RATE),
         }
         for key, step in steps.items():
@@ -229,6 +274,7 @@ class Bench:
                 partitions=PARTITIONS,
                 dataset=self.data.mix,
                 timeout=self.plan.timeout,
+                broker_pid=self.broker_pid,
             )
             _say(f"({key}): {runs[key]}")
         one, two = runs["i1"]["events_per_s"], runs["i2"]["events_per_s"]
@@ -241,7 +287,13 @@ class Bench:
             "runs": runs,
         }
 
-    def _service_argv(self, key: str, topic: str) -> list[str]:
+    def _service_argv(self, key: str, topic: str, extra: Sequence[str] = ()) -> list[str]:
+        return [
+            *self._base_service_argv(key, topic),
+            *extra,
+        ]
+
+    def _base_service_argv(self, key: str, topic: str) -> list[str]:
         return [
             procs.python(), "-m", "auditstream.stream", "run",
             "--bootstrap-servers", self.bootstrap,
@@ -273,6 +325,7 @@ class Bench:
         except QuixUnavailable as err:
             return {"skipped": str(err)}
         argv = [
+            "env", f"PYTHONPATH={QUIX_IMPORT_PATH}",  # exec()s: the pid stays Python's
             str(python), "-m", "benchmarks.contenders.quix_host", "--bootstrap", self.bootstrap,
             "--topic", "mix", "--group", "bench-d", "--alert-topic", "alerts-d",
         ]  # fmt: skip
@@ -280,12 +333,45 @@ class Bench:
         result["versions"] = quix_version(python)
         return result
 
-    def _scan(self) -> dict[str, Any]:
+    def _ruleset_options(self) -> list[str]:
+        return [f"--rules={path}" for path in self.plan.ruleset]
+
+    def _plain_script(self) -> dict[str, Any]:
+        """(d-offline): ``json.loads`` and the two seed rules' patterns per line, no framework."""
+        argv = [
+            procs.python(),
+            "-m",
+            "benchmarks.contenders.plain_script",
+            str(self.data.mix.values),
+        ]
+        started = time.monotonic()
+        with (OUT / "plain-alerts.jsonl").open("wb") as sink:
+            child = subprocess.Popen(argv, stdout=sink, env=procs.python_env(), cwd=OUT)
+            _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.monotonic() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"plain script exited with {os.waitstatus_to_exitcode(status)}")
+        cpu = usage.ru_utime + usage.ru_stime
+        with (OUT / "plain-alerts.jsonl").open("rb") as alerts:
+            count = sum(1 for _ in alerts)
+        return {
+            "messages": self.data.mix.count,
+            "total_s": round(elapsed, 3),
+            "events_per_s_total": round(self.data.mix.count / elapsed, 1),
+            "peak_rss_mb": [round(usage.ru_maxrss / 1024, 1)],
+            "alerts": count,
+            "cpu_s": round(cpu, 2),
+            "events_per_cpu_s": round(self.data.mix.count / cpu, 1),
+        }
+
+    def _scan(self, options: Sequence[str] = ()) -> dict[str, Any]:
         empty = OUT / "empty.jsonl"
         empty.write_bytes(b"")
         load_before = os.getloadavg()[0]
-        idle, _, _, _ = timed_scan(empty, OUT / "scan-empty.out")
-        elapsed, rss, alerts, cpu = timed_scan(self.data.mix.values, OUT / "scan-alerts.jsonl")
+        idle, _, _, _ = timed_scan(empty, OUT / "scan-empty.out", *options)
+        elapsed, rss, alerts, cpu = timed_scan(
+            self.data.mix.values, OUT / f"scan-alerts{'-full' if options else ''}.jsonl", *options
+        )
         work = max(elapsed - idle, 1e-3)
         return {
             "messages": self.data.mix.count,
@@ -301,16 +387,19 @@ class Bench:
             "loadavg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
 
-    def _latency(self, key: str, topic: str, dataset: Dataset, rate: float) -> dict[str, Any]:
+    def _latency(
+        self, key: str, topic: str, dataset: Dataset, rate: float, extra: Sequence[str] = ()
+    ) -> dict[str, Any]:
         return measure_latency(
             bootstrap=self.bootstrap,
             dataset=dataset,
             rate=rate,
-            service_argv=self._service_argv(key, topic),
+            service_argv=self._service_argv(key, topic, extra),
             group=f"bench-{key}",
             topic=topic,
             alert_topic=f"alerts-{key}",
             partitions=PARTITIONS,
+            broker_pid=self.broker_pid,
         ).as_dict()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.data import Dataset
 from benchmarks.kafka_tools import GroupWatcher, create_topics, end_offsets, reached, wait_for
+from benchmarks.pressure import CpuAccount, CpuPressure
 from devtools.traffic.stream import produce
 
 POLL = 0.025
@@ -37,6 +38,7 @@ def measure_scaling(
     partitions: int,
     dataset: Dataset,
     timeout: float,
+    broker_pid: int | None = None,
 ) -> dict[str, Any]:
     """Start one process per argv on an empty ``topic``, then time the whole data set."""
     create_topics(bootstrap, [topic], partitions)
@@ -52,6 +54,10 @@ def measure_scaling(
             produce(bootstrap, topic, dataset.messages())
             end = end_offsets(bootstrap, topic, partitions)
         finally:
+            pids = {f"member{i}": child.pid for i, child in enumerate(children)}
+            account = CpuAccount({**pids, "broker": broker_pid, "runner": os.getpid()}).start()
+            pressure = CpuPressure().start()
+            began = time.time()
             for child in children:
                 os.kill(child.pid, signal.SIGCONT)
         started = time.monotonic()
@@ -64,7 +70,9 @@ def measure_scaling(
                     raise RuntimeError(f"{name}: a member exited with {child.returncode}")
             time.sleep(POLL)
         work = time.monotonic() - started
-        cpu = sum(procs.cpu_seconds(child.pid) or 0.0 for child in children)
+        pressure.stop()
+        window = account.stop()
+        share = pressure.share(began, time.time())
     finally:
         for child in children:
             procs.stop(child)
@@ -75,5 +83,17 @@ def measure_scaling(
         "messages": total,
         "work_s": round(work, 3),
         "events_per_s": round(total / work, 1),
-        "cpu_s": round(cpu, 2),
+        # CPU seconds in the timed window: the members together, and each process apart
+        "cpu_s": round(sum(v or 0.0 for k, v in window.items() if k.startswith("member")), 2),
+        "cpu_window_s": window,
+        "broker_core_share": _per_core(window.get("broker"), work),
+        "members_core_share": _per_core(
+            sum(v or 0.0 for k, v in window.items() if k.startswith("member")), work
+        ),
+        "pressure_share": share,
     }
+
+
+def _per_core(cpu: float | None, seconds: float) -> float | None:
+    """CPU seconds over wall seconds: 1.0 is one core busy the whole time."""
+    return None if cpu is None else round(cpu / seconds, 2)

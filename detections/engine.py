@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.esql.evaluator import EsqlFamily
@@ -30,6 +30,13 @@ from auditstream.detections.stateful.rule import StatefulRule
 from auditstream.detections.stateful.selection import Selection
 
 
+class _Unknown:
+    """Not given (``None`` is an answer: the event is no exec request)."""
+
+
+UNKNOWN: Final = _Unknown()
+
+
 class Detector:
     """Compiled rules, shared safely across threads: evaluation keeps no state between events.
 
@@ -43,6 +50,7 @@ class Detector:
         self.families: tuple[RuleFamily, ...] = tuple(families(self.rules, shortcuts=gate))
         self._loaded_ids = frozenset(r.meta.rule_id for r in self.rules)
         self._esql = next((f for f in self.families if isinstance(f, EsqlFamily)), None)
+        self._routine_checks = tuple(family.fires_on_nothing for family in self.families)
 
     @property
     def gate(self) -> RuleGate:
@@ -63,11 +71,15 @@ class Detector:
         """All hits for one event; raises MalformedEvent('evaluation_error') if a rule breaks."""
         return self.detect_all(event)[0]
 
-    def detect_all(self, event: AuditEvent) -> tuple[list[RuleHit], list[Candidate]]:
+    def detect_all(
+        self, event: AuditEvent, request: ExecRequest | _Unknown | None = UNKNOWN
+    ) -> tuple[list[RuleHit], list[Candidate]]:
         """The per-event rules' hits and the stateful rules' candidates for one event; raises
-        MalformedEvent('evaluation_error') if a rule breaks."""
+        MalformedEvent('evaluation_error') if a rule breaks. ``request``: the event's
+        :meth:`exec_request` when the caller has it already (it is not decoded twice)."""
         try:
-            request = self.exec_request(event)
+            if isinstance(request, _Unknown):
+                request = self.exec_request(event)
             view = EventView(event, request)
             hits = [hit for family in self.families for hit in family.hits(view)]
             if not hits:
@@ -85,9 +97,12 @@ class Detector:
         try:
             if may_be_exec_request(audit["requestURI"], subresource_of(audit)):
                 return False
-            return all(family.fires_on_nothing(audit) for family in self.families)
+            for fires_on_nothing in self._routine_checks:  # asked of every message: no all(...)
+                if not fires_on_nothing(audit):
+                    return False
         except Exception:
             return False
+        return True
 
     def _complete(self, hits: list[RuleHit], request: ExecRequest | None) -> list[RuleHit]:
         """What no single family can say: the request's container, and parity across rules."""

@@ -42,12 +42,24 @@ def memo(fn: Callable[_P, _T]) -> Callable[_P, _T]:
 
 
 def key_chars(key: object) -> int:
-    """The characters a key holds (strings, and tuples of them, nested), to bound the memos."""
-    if isinstance(key, str):
+    """The characters a key holds (strings, and tuples of them, nested), to bound the memos.
+
+    Asked on every memoised call, so the usual keys (a tuple of strings and small values) are
+    counted in one loop; only a nested tuple recurses."""
+    if type(key) is str:
         return len(key)
-    if isinstance(key, tuple):
-        return sum(key_chars(part) for part in key)
-    return 8
+    if not isinstance(key, tuple):
+        return 8 if not isinstance(key, str) else len(key)
+    total = 0
+    for part in key:
+        kind = type(part)
+        if kind is str:
+            total += len(part)
+        elif kind is tuple or isinstance(part, (str, tuple)):
+            total += key_chars(part)
+        else:
+            total += 8
+    return total
 
 
 _K = TypeVar("_K", bound=Hashable)

@@ -165,10 +165,11 @@ class DetectionPipeline:
         repeats = 0
         exec_requests = 0
         for index, event in enumerate(events):
-            if self.detector.exec_request(event) is not None:
+            request = self.detector.exec_request(event)
+            if request is not None:
                 exec_requests += 1
             try:
-                hits, selected = self.detector.detect_all(event)
+                hits, selected = self.detector.detect_all(event, request)
             except MalformedEvent as err:
                 if len(events) == 1:
                     raise  # the message is the event: dead-lettered whole, byte for byte

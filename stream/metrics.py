@@ -79,6 +79,13 @@ class Metrics:
             "auditstream_alert_latency_seconds", "Audit or Kafka timestamp to alert acknowledged",
             ["since"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.gc_pauses = Histogram(
+            "auditstream_gc_pause_seconds",
+            "Garbage-collector pauses of the consumer loop's interpreter, per generation",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=r,
+        )
         self.commits = Counter("auditstream_commits", "Offset commits", ["trigger"], registry=r)
         self.commit_failures = Counter(
             "auditstream_commit_failures", "Failed offset commits", ["trigger"], registry=r

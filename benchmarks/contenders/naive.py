@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             "group.id": args.group,
             "auto.offset.reset": "earliest",
             "auto.commit.interval.ms": 250,
+            # our service's prefetch setting (stream/kafka/config.py): compare the code, not a knob
+            "fetch.queue.backoff.ms": 20,
         }
     )
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 10})

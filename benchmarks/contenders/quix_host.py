@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         auto_create_topics=False,
         state_dir=tempfile.mkdtemp(prefix="quix-state-"),
         loglevel="WARNING",
+        # our service's prefetch setting (stream/kafka/config.py): compare the code, not a knob
+        consumer_extra_config={"fetch.queue.backoff.ms": 20},
     )
     source = app.topic(args.topic, value_deserializer="bytes")
     alerts = app.topic(args.alert_topic, value_serializer="bytes")

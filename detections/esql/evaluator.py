@@ -63,7 +63,8 @@ class EsqlFamily:
 
     def fires_on_nothing(self, audit: Mapping[str, Any]) -> bool:
         """True when no rule can fire on the event of this audit object (the gate says so)."""
-        return self.gate.on and not self.gate.admits_audit(audit)
+        gate = self.gate
+        return gate.on and not gate.admits_audit(audit)
 
     def hits(self, view: EventView) -> list[RuleHit]:
         """The rules' hits (ES|QL rules decode the URI themselves: the request is not read)."""

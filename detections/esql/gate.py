@@ -45,12 +45,14 @@ which the gate must not build): requirements on them count as met."""
 class RuleGate:
     """Stateless after construction; one instance serves every event and thread."""
 
-    __slots__ = ("_index", "_paths", "_single", "_subset", "subresources")
+    __slots__ = ("_index", "_paths", "_single", "_subset", "on", "subresources")
 
     def __init__(
         self, index: RuleIndex[EsqlRule] | None, subresources: frozenset[str] | None = None
     ) -> None:
         self._index = index if index is not None and not index.unindexed else None
+        self.on = self._index is not None
+        """Whether the gate turns anything away (every rule opens on an indexed value)."""
         self._subset = index if index is not None and index.unindexed else None
         """With rules that no requirement indexes: the index that still picks, per event, the
         rules that can fire (the unindexed ones always among them)."""
@@ -76,11 +78,6 @@ class RuleGate:
         # ES|QL compares a number with a string literal as null: it never meets a requirement.
         index = RuleIndex(rules, opening_requirements, non_strings_match=False)
         return cls(index, subresources)
-
-    @property
-    def on(self) -> bool:
-        """Whether the gate turns anything away (every rule opens on an indexed value)."""
-        return self._index is not None
 
     def candidates(self, event: AuditEvent) -> frozenset[str] | None:
         """The ids of the rules that can fire on ``event``: ``None`` for every rule (the gate is

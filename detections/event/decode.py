@@ -111,12 +111,19 @@ def decode_message(
     ``not_json`` or ``unknown_shape``. ``NaN``/``Infinity`` are refused as not JSON (no API
     server writes them).
     """
-    data = data.removeprefix(BOM)
-    if is_gzip(data):
-        if len(data) > max_bytes:
-            raise MalformedEvent("oversized", f"{len(data)} bytes exceeds the limit of {max_bytes}")
-        data, max_bytes = inflate(data), MAX_INFLATED_BYTES
-    value, exact = parse_message(data, max_bytes=max_bytes)
+    if data[:1] == b"{" and len(data) <= max_bytes:  # the usual message: no BOM, no gzip
+        try:
+            value, exact = orjson.loads(data), False  # what parse_message does first
+        except orjson.JSONDecodeError:
+            value, exact = parse_message(data, max_bytes=max_bytes)
+    else:
+        data = data.removeprefix(BOM)
+        if is_gzip(data):
+            if len(data) > max_bytes:
+                detail = f"{len(data)} bytes exceeds the limit of {max_bytes}"
+                raise MalformedEvent("oversized", detail)
+            data, max_bytes = inflate(data), MAX_INFLATED_BYTES
+        value, exact = parse_message(data, max_bytes=max_bytes)
     try:
         plain = _plain_layout(value)
     except MalformedEvent:

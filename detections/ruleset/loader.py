@@ -14,18 +14,14 @@ import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from auditstream.detections.errors import DetectionError, RuleLoadError
 from auditstream.detections.ruleset.cases import RuleCase, parse_case_file, parse_cases
 from auditstream.detections.ruleset.languages import LoadedRule, compile_rule
-from auditstream.detections.sigma.loader import (
-    SigmaFile,
-    SigmaLoadResult,
-    SigmaProblem,
-    compile_sigma_files,
-    parse_sigma_text,
-)
+
+if TYPE_CHECKING:
+    from auditstream.detections.sigma.loader import SigmaLoadResult
 
 BUILTIN_RULES = Path(__file__).parent.parent / "rules"
 
@@ -101,6 +97,16 @@ def _rule_files(roots: Iterable[Path], problems: list[RuleProblem]) -> Iterator[
 def _sigma_files(files: Sequence[Path]) -> dict[Path, SigmaLoadResult]:
     """Every Sigma file compiled, references between files resolved (pySigma parses each)."""
     paths = list(dict.fromkeys(file for file in files if file.suffix.lower() in SIGMA_SUFFIXES))
+    if not paths:
+        return {}
+    # pySigma (and what it imports) costs a fifth of a second: only when there is Sigma to read.
+    from auditstream.detections.sigma.loader import (  # noqa: PLC0415
+        SigmaFile,
+        SigmaProblem,
+        compile_sigma_files,
+        parse_sigma_text,
+    )
+
     parsed: list[SigmaFile] = []
     for file in paths:
         try:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditstream.detections.event_view import EventView
 from auditstream.detections.rule_hit import RuleHit
 from auditstream.detections.ruleset.rule_index import RuleIndex
-from auditstream.detections.sigma.compiler import FieldReader
 from auditstream.detections.sigma.fields import audit_path, field_values
 from auditstream.detections.sigma.rule import SigmaRule
 from auditstream.detections.values import Scalar, Value
+
+if TYPE_CHECKING:  # the compiler imports pySigma; running compiled rules does not need it
+    from auditstream.detections.sigma.compiler import FieldReader
 
 
 class SigmaFamily:

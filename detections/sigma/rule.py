@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from auditstream.detections.ruleset.cases import RuleCase
 from auditstream.detections.ruleset.meta import RuleMeta
-from auditstream.detections.sigma.compiler import CompiledDetection, FieldReader
+
+if TYPE_CHECKING:  # the compiler imports pySigma; running compiled rules does not need it
+    from auditstream.detections.sigma.compiler import CompiledDetection, FieldReader
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from devtools.jvm.cli import fetch_or_start_parser, run_fetch_or_start, serve
 from devtools.jvm.process import (
@@ -75,6 +76,19 @@ class _Node:
     @property
     def stdout_path(self) -> Path:
         return self.home / "logs" / "stdout.log"
+
+
+BROKER_GC: Final = (
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+)
+"""The collector settings ``kafka-run-class.sh`` gives a broker (KAFKA_JVM_PERFORMANCE_OPTS).
+Started as a bare ``java`` command the broker got G1's 200 ms default pause goal instead, and it
+used it: young pauses of up to 180 ms on this 2-core VM, seen in its gc.log at the very moments
+the latency benchmark's slowest alerts were in flight. The gc.log stays in the node's logs."""
 
 
 class KafkaCluster(Server):
@@ -193,6 +207,11 @@ class KafkaCluster(Server):
             raise HarnessError(f"node {index} is already running")
         self._launch(node)
         self._wait_ready([node])
+
+    def pid(self, index: int = 0) -> int | None:
+        """The node's JVM process id (benchmarks account its CPU time)."""
+        process = self._node(index).process
+        return None if process is None else process.pid
 
     def running(self, index: int) -> bool:
         process = self._node(index).process
@@ -321,7 +340,9 @@ class KafkaCluster(Server):
             raise HarnessError("StorageTool format failed:\n" + "\n".join(failures))
 
     def _launch(self, node: _Node) -> None:
-        jvm = (f"-Xmx{self._heap}", *self._broker_jit)
+        gc_log = f"-Xlog:gc:file={node.home / 'logs' / 'gc.log'}:uptime,time"
+        heap = (f"-Xms{self._heap}", f"-Xmx{self._heap}")  # no resizing while measured
+        jvm = (*heap, *BROKER_GC, gc_log, *self._broker_jit)
         argv = self._java_argv(node.home / "logs", "kafka.Kafka", str(node.config), jvm=jvm)
         node.process = JvmProcess(
             f"kafka node {node.node_id}", argv, log_path=node.stdout_path, cwd=node.home

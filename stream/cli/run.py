@@ -19,15 +19,23 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
 from auditstream.detections.ruleset.loader import load_rules
 from auditstream.stream.errors import SettingsError
 from auditstream.stream.logs import configure_logging
-from auditstream.stream.service import EXIT_CONFIG, EXIT_FATAL, Service
 from auditstream.stream.settings import TABLES, load_settings
 from auditstream.stream.settings_types import Settings, is_secret, redact_text
+
+if TYPE_CHECKING:
+    from auditstream.stream.service import Service
+
+EXIT_CONFIG: Final = 2
+EXIT_FATAL: Final = 4
+"""As :mod:`auditstream.stream.service` defines them (a test ties the two): the service, and the
+Kafka client with it, is imported only when ``run`` runs, not by ``scan`` or ``rules``."""
 
 EXIT_RULES = 3
 
@@ -72,6 +80,8 @@ def run_command(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         log.error("rules_failed", loaded=len(rules.rules))
         return EXIT_RULES
     log.info("rules_loaded", count=len(rules.rules), ids=[r.meta.rule_id for r in rules.rules])
+    from auditstream.stream.service import Service  # noqa: PLC0415 - see EXIT_CONFIG
+
     service = Service(settings, rules.rules)
     _install_signal_handlers(service)
     try:

@@ -124,6 +124,13 @@ class Checkpoint:
     def due(self) -> bool:
         return not self._transactional and self._clock() >= self._next_due
 
+    def seconds_until_due(self, longest: float) -> float:
+        """How long the loop may wait for a record before the interval commit is due (at most
+        ``longest``): an idle consumer still commits on time, not a poll timeout late."""
+        if self._transactional:
+            return longest
+        return min(max(self._next_due - self._clock(), 0.0), longest)
+
     @property
     def committed(self) -> dict[Partition, int]:
         """What this replica last committed per partition (for logs and tests)."""

@@ -55,6 +55,7 @@ from auditstream.stream.processor import MessageProcessor
 from auditstream.stream.service.assembly import DataPath, assemble
 from auditstream.stream.service.callbacks import ClientEvents, rebalance_callbacks
 from auditstream.stream.service.exactly_once import TransactionalBatches
+from auditstream.stream.service.heap import pauses_observed, settle_heap
 from auditstream.stream.settings_types import Settings
 from auditstream.stream.sinks.encoders import encoder_for
 from auditstream.stream.state.stage import StatefulStage
@@ -100,7 +101,10 @@ class Service:
 
     def run(self) -> int:
         """Run until stopped or failed; returns the exit code."""
-        with serving(self.settings.http, self.health, self.metrics.registry) as endpoint:
+        with (
+            serving(self.settings.http, self.health, self.metrics.registry) as endpoint,
+            pauses_observed(self.metrics.gc_pauses),
+        ):
             self.http_port = endpoint.port
             _log.info(
                 "service_starting", settings=self.settings.describe(), http_port=endpoint.port
@@ -138,6 +142,7 @@ class Service:
                 self._await_topics(consumer, path.stage)
             batches = self._transactional_batches(producer, consumer, delivery, path)
             history = self._alert_history(path)
+            _log.info("heap_settled", frozen_objects=settle_heap())
             self._subscribe(consumer, path)
             self.started.set()
             self._loop(consumer, path.processor, delivery, path.checkpoint, batches, history)
@@ -248,7 +253,8 @@ class Service:
         owned = set(self._tracker.partitions)
         while not self._stop.is_set():
             self.health.beat()
-            messages = next_batch(consumer, runtime.batch_size, runtime.poll_timeout)
+            wait = checkpoint.seconds_until_due(runtime.poll_timeout)
+            messages = next_batch(consumer, runtime.batch_size, wait)
             events.raise_latched()
             if history is not None and not owned.issuperset(self._tracker.partitions):
                 started = time.monotonic()  # taken over partitions: their alerts first

@@ -19,11 +19,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import fastavro
 import structlog
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from auditstream.detections.alert import Alert
 from auditstream.stream.errors import StartupError
@@ -32,6 +31,9 @@ from auditstream.stream.settings_types import AlertSettings, Settings
 from auditstream.stream.sinks.alert_sink import AlertEncodingError
 from auditstream.stream.sinks.ecs_alert import ECS_CONTENT_TYPE, ecs_document
 from auditstream.stream.sinks.ocsf_alert import OCSF_CONTENT_TYPE, ocsf_finding
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 AVRO_CONTENT_TYPE: Final = "application/vnd.auditstream.alert+avro"
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -108,6 +110,10 @@ def registry_client(settings: AlertSettings) -> SchemaRegistryClient:
     }
     if settings.registry_auth is not None:
         conf["basic.auth.user.info"] = settings.registry_auth.reveal()
+    # The registry client pulls in an HTTP and OAuth stack (a seventh of a second of imports):
+    # only Avro output needs it, so JSON output and ``scan`` never import it.
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+
     return SchemaRegistryClient(conf)
 
 
@@ -154,6 +160,8 @@ def _register(
     retrying = bounded(
         "register_schema", deadline=deadline, retriable=_registry_retriable, abort=abort
     )
+    from confluent_kafka.schema_registry import Schema  # noqa: PLC0415 - see registry_client
+
     try:
         registered = retrying(
             client.register_schema_full_response, subject, Schema(schema, schema_type="AVRO")

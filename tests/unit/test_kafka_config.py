@@ -117,3 +117,12 @@ def test_exactly_once_refuses_read_uncommitted_and_a_raw_transactional_id() -> N
     env = {**_ENV_MINIMAL, "AUDITSTREAM_PRODUCER__TRANSACTIONAL_ID": "x"}
     with pytest.raises(SettingsError, match="transactional_id setting"):
         load_settings(None, env)
+
+
+def test_a_full_prefetch_queue_is_refilled_within_20_ms_unless_the_user_says_otherwise() -> None:
+    # librdkafka's default (1,000 ms) left a replica with a backlog idle half of every second.
+    assert consumer_config(kafka())["fetch.queue.backoff.ms"] == 20
+    assert (
+        consumer_config(kafka(consumer={"fetch.queue.backoff.ms": "500"}))["fetch.queue.backoff.ms"]
+        == "500"
+    )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from auditstream.detections.memo import MAX_KEY_CHARS, MEMO_ENTRIES, memo
+from auditstream.detections.memo import MAX_KEY_CHARS, MEMO_ENTRIES, key_chars, memo
 
 
 class Counting:
@@ -76,3 +78,29 @@ def test_exceptions_are_not_remembered() -> None:
         once("a")
     assert once("a") == "a"
     assert seen == ["a", "a"]
+
+
+class _Text(str):
+    """A str subclass (an enum value, a tagged string): counted by its characters too."""
+
+
+def _chars_by_definition(key: object) -> int:
+    if isinstance(key, str):
+        return len(key)
+    if isinstance(key, tuple):
+        return sum(_chars_by_definition(part) for part in key)
+    return 8
+
+
+_KEYS = st.recursive(
+    st.text(max_size=30) | st.builds(_Text, st.text(max_size=5)) | st.integers() | st.none(),
+    lambda children: st.lists(children, max_size=5).map(tuple),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_KEYS)
+def test_key_size_counts_every_string_however_nested(key: object) -> None:
+    # The fast count bounds the memos: it must never undercount what an attacker can nest.
+    assert key_chars(key) == _chars_by_definition(key)
