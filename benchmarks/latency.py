@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -24,7 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from benchmarks import procs
 from benchmarks.data import Dataset
 from benchmarks.kafka_tools import GroupWatcher, wait_for
-from benchmarks.pressure import CpuAccount, CpuPressure
+from benchmarks.pressure import CpuAccount, CpuPressure, gc_pauses
 from devtools.traffic.stream import produce
 
 WARMUP_S = 1.0
@@ -53,6 +54,7 @@ class Latency:
     pressure_share: float | None  # share of the steady state with a task waiting for a core
     pressure_slow_share: float | None  # the same, during the flights of samples above 50 ms
     worst_stalled_ms: list[float | None]  # per worst sample: ms of its flight with a task waiting
+    broker_pauses: list[tuple[float, float]]  # the broker JVM's GC pauses >= 20 ms (s, ms)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +113,7 @@ def measure_latency(
     alert_topic: str,
     partitions: int,
     broker_pid: int | None = None,
+    broker_gc_log: Path | None = None,
 ) -> Latency:
     watcher = GroupWatcher(bootstrap, group, topic)
     service = procs.spawn(service_argv, "latency-service")
@@ -132,9 +135,11 @@ def measure_latency(
         pressure.stop()
         cpu = account.stop()
         rss = procs.peak_rss_mb(service.pid) or 0.0
+        first = min(sent.values(), default=time.time())
+        pauses = gc_pauses(broker_gc_log, first, time.time(), at_least_ms=20)
     finally:
         procs.stop(service)
-    return _summarise(rate, achieved, sent, clock.arrivals, rss, cpu, pressure)
+    return _summarise(rate, achieved, sent, clock.arrivals, rss, cpu, pressure, pauses)
 
 
 def _first_send(sent: dict[str, float], wanted: set[str]) -> Callable[[bytes | None, float], None]:
@@ -155,6 +160,7 @@ def _summarise(
     rss: float,
     cpu: dict[str, float | None],
     pressure: CpuPressure,
+    broker_pauses: list[tuple[float, float]],
 ) -> Latency:
     first = min(sent.values(), default=0.0)
     # (ms, s after the first send, epoch of the send)
@@ -194,6 +200,7 @@ def _summarise(
             round(sum(known) / slow_ms, 3) if known and slow_ms and pressure.available else None
         ),
         worst_stalled_ms=[pressure.stalled_ms(t, t + ms / 1000) for ms, _, t in reversed(slowest)],
+        broker_pauses=broker_pauses,
     )
 
 

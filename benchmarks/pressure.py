@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,26 @@ class CpuAccount:
             after, before = cpu_seconds(pid), self._before.get(name)
             self.used[name] = None if after is None or before is None else round(after - before, 2)
         return dict(self.used)
+
+
+def gc_pauses(
+    log: Path | None, start: float, end: float, *, at_least_ms: float
+) -> list[tuple[float, float]]:
+    """The JVM's stop-the-world pauses of at least ``at_least_ms`` that ended between ``start``
+    and ``end`` (epoch seconds), as (seconds after ``start``, ms), from a ``-Xlog:gc`` file
+    whose lines start with the wall-clock time."""
+    if log is None or not log.exists():
+        return []
+    found: list[tuple[float, float]] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if " Pause " not in line or not line.endswith("ms"):
+            continue
+        try:
+            stamp = datetime.strptime(line[1 : line.index("]")], "%Y-%m-%dT%H:%M:%S.%f%z")
+            ms = float(line.rsplit(" ", 1)[1].removesuffix("ms"))
+        except ValueError:
+            continue
+        at = stamp.timestamp()
+        if start <= at <= end and ms >= at_least_ms:
+            found.append((round(at - start, 2), round(ms, 1)))
+    return found

@@ -151,7 +151,14 @@ def run(plan: Plan) -> dict[str, Any]:
     data = _datasets(plan)
     _say("starting the broker")
     with KafkaCluster(nodes=1, keep_logs=True) as cluster:
-        bench = Bench(cluster.bootstrap, plan, data, results, broker_pid=cluster.pid(0))
+        bench = Bench(
+            cluster.bootstrap,
+            plan,
+            data,
+            results,
+            broker_pid=cluster.pid(0),
+            broker_gc_log=cluster.gc_log(0),
+        )
         bench.load()
         bench.contenders()
     results["ratios"] = report.ratios(results)
@@ -173,9 +180,11 @@ class Bench:
         results: dict[str, Any],
         *,
         broker_pid: int | None = None,
+        broker_gc_log: Path | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.broker_pid = broker_pid
+        self.broker_gc_log = broker_gc_log
         self.plan = plan
         self.data = data
         self.results = results
@@ -400,6 +409,7 @@ class Bench:
             alert_topic=f"alerts-{key}",
             partitions=PARTITIONS,
             broker_pid=self.broker_pid,
+            broker_gc_log=self.broker_gc_log,
         ).as_dict()
 
 

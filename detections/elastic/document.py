@@ -15,6 +15,7 @@ field holds every leaf below it at any depth, as Elasticsearch indexes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from auditstream.detections.elastic.fields import flattened_root
@@ -40,7 +41,7 @@ class ElasticDocument:
             if root == field:
                 _collect_all(self.source, field.split("."), out)
             else:
-                _collect(self.source, field.split("."), 0, out)
+                _collect(self.source, _joins(field), 0, out)
             if root is not None:
                 out = [_keyword(value) for value in out]
             found = self._cache[field] = tuple(out)
@@ -50,7 +51,7 @@ class ElasticDocument:
         """True when ``field`` names an object (or objects) in the source, not a leaf: what
         ``field:*`` and ``exists`` need to know besides :meth:`values`."""
         probe: list[Scalar] = []
-        return _collect(self.source, field.split("."), 0, probe, objects=True)
+        return _collect(self.source, _joins(field), 0, probe, objects=True)
 
 
 def _collect_all(source: object, parts: list[str], out: list[Scalar]) -> None:
@@ -95,28 +96,42 @@ def _keyword(value: Scalar) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+Joins = tuple[tuple[tuple[int, str], ...], ...]
+"""Per segment index of a field path: each (end, key) to probe there, the segment alone first,
+then the longer dotted joins ("a.b" spelled as one key)."""
+
+
+@lru_cache(maxsize=1024)
+def _joins(field: str) -> Joins:
+    parts = field.split(".")
+    return tuple(
+        tuple((end, ".".join(parts[index:end])) for end in range(index + 1, len(parts) + 1))
+        for index in range(len(parts))
+    )
+
+
 def _collect(
-    node: object, parts: list[str], index: int, out: list[Scalar], *, objects: bool = False
+    node: object, joins: Joins, index: int, out: list[Scalar], *, objects: bool = False
 ) -> bool:
-    """Walk ``parts[index:]`` under ``node``; append leaves to ``out``. Returns whether an
-    object was found at the end of the path (only tracked with ``objects``)."""
+    """Walk the path from segment ``index`` under ``node``; append leaves to ``out``. Returns
+    whether an object was found at the end of the path (only tracked with ``objects``)."""
     if isinstance(node, list):
         found = False
         for item in node:
-            found = _collect(item, parts, index, out, objects=objects) or found
+            found = _collect(item, joins, index, out, objects=objects) or found
         return found
-    if index == len(parts):
-        if isinstance(node, Mapping):
+    # dict first: the ABC check behind isinstance(..., Mapping) costs more than the walk itself
+    mapping = node if type(node) is dict or isinstance(node, Mapping) else None
+    if index == len(joins):
+        if mapping is not None:
             return objects
         if isinstance(node, str | int | float | bool):
             out.append(node)
         return False
-    if not isinstance(node, Mapping):
+    if mapping is None:
         return False
     found = False
-    # The next segment alone, then longer dotted joins ("a.b" spelled as one key).
-    for end in range(index + 1, len(parts) + 1):
-        key = ".".join(parts[index:end])
-        if key in node:
-            found = _collect(node[key], parts, end, out, objects=objects) or found
+    for end, key in joins[index]:
+        if key in mapping:
+            found = _collect(mapping[key], joins, end, out, objects=objects) or found
     return found

@@ -68,7 +68,6 @@ class RuleIndex(Generic[_R]):
                 for value in values:
                     by_value.setdefault(field, {}).setdefault(value, []).append(position)
         self._needs = tuple(needs)
-        self._needed_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._present: dict[str, tuple[int, ...]] = {}
         for position, rule in enumerate(self.rules):
             for field in present(rule):
@@ -85,6 +84,11 @@ class RuleIndex(Generic[_R]):
             field: tuple(sorted({p for ps in table.values() for p in ps}))
             for field, table in self._by_value.items()
         }
+        # The same tables as bit sets (bit i: rule i), which candidates() combines per event.
+        self._masks = {f: {v: _mask(ps) for v, ps in vs.items()} for f, vs in by_value.items()}
+        self._requiring = {field: _mask(ps) for field, ps in self._all.items()}
+        self._present_masks = {field: _mask(ps) for field, ps in self._present.items()}
+        self._every = (1 << len(self.rules)) - 1
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -106,40 +110,41 @@ class RuleIndex(Generic[_R]):
     def candidates(self, values: Values, *, unknown: Collection[str] = ()) -> list[_R]:
         """The rules that may match a document whose indexed values ``values(field)`` gives, in
         load order. Requirements on ``unknown`` fields (not readable by the caller) count as
-        met: that only widens the result."""
-        met = [0] * len(self.rules)
+        met: that only widens the result.
+
+        Every index field is read (a read that fails fails here, as it would without the
+        index); per field, the rules that require it and are not met by one of its values
+        leave the candidate set."""
+        candidates = self._every
         widen = self._widen
-        for field, table in self._by_value.items():
+        for field, table in self._masks.items():
             if field in unknown:
                 continue
-            found = values(field)
-            if not found:
-                continue
-            hit: set[int] = set()
-            for value in found:
+            requiring = self._requiring[field]
+            met = 0
+            for value in values(field):
                 if type(value) is str:
-                    hit.update(table.get(value, ()))
+                    met |= table.get(value, 0)
                 elif widen:
                     # A number or boolean is indexed in its keyword form ("true", "42"): rather
                     # than reproduce that spelling here, such rare events take every rule of
                     # the field (exact, only slower).
-                    hit.update(self._all[field])
-            for position in hit:
-                met[position] += 1
-        for field, positions in self._present.items():
+                    met = requiring
+            candidates &= ~requiring | met
+        for field, required in self._present_masks.items():
             if field not in unknown and not values(field):
-                for position in positions:
-                    met[position] = -1
-        needed = self._needed(tuple(unknown))
-        return [
-            rule for rule, got, need in zip(self.rules, met, needed, strict=True) if got == need
-        ]
-
-    def _needed(self, unknown: tuple[str, ...]) -> tuple[int, ...]:
-        """Per rule, how many requirements must be met when ``unknown`` fields are not read."""
-        found = self._needed_cache.get(unknown)
-        if found is None:
-            skipped = set(unknown)
-            found = tuple(len(need - skipped) for need in self._needs)
-            self._needed_cache[unknown] = found
+                candidates &= ~required
+        rules = self.rules
+        found: list[_R] = []
+        while candidates:
+            lowest = candidates & -candidates
+            found.append(rules[lowest.bit_length() - 1])
+            candidates ^= lowest
         return found
+
+
+def _mask(positions: Collection[int]) -> int:
+    mask = 0
+    for position in positions:
+        mask |= 1 << position
+    return mask

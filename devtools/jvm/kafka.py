@@ -208,6 +208,10 @@ class KafkaCluster(Server):
         self._launch(node)
         self._wait_ready([node])
 
+    def gc_log(self, index: int = 0) -> Path:
+        """The node's JVM garbage-collector log (``-Xlog:gc``, wall-clock decorated)."""
+        return self._node(index).home / "logs" / "gc.log"
+
     def pid(self, index: int = 0) -> int | None:
         """The node's JVM process id (benchmarks account its CPU time)."""
         process = self._node(index).process
@@ -340,7 +344,7 @@ class KafkaCluster(Server):
             raise HarnessError("StorageTool format failed:\n" + "\n".join(failures))
 
     def _launch(self, node: _Node) -> None:
-        gc_log = f"-Xlog:gc:file={node.home / 'logs' / 'gc.log'}:uptime,time"
+        gc_log = f"-Xlog:gc:file={node.home / 'logs' / 'gc.log'}:time,uptime"
         heap = (f"-Xms{self._heap}", f"-Xmx{self._heap}")  # no resizing while measured
         jvm = (*heap, *BROKER_GC, gc_log, *self._broker_jit)
         argv = self._java_argv(node.home / "logs", "kafka.Kafka", str(node.config), jvm=jvm)

@@ -83,3 +83,43 @@ def test_a_non_string_value_takes_every_rule_of_its_field() -> None:
     rule = FakeRule("t", {"kubernetes.audit.verb": frozenset({"true"})})
     index = RuleIndex([rule], lambda r: r.required)
     assert index.candidates(lambda f: (True,) if f == "kubernetes.audit.verb" else ()) == [rule]
+
+
+def _counted_candidates(
+    rules: list[FakeRule], doc: dict[str, tuple[Scalar, ...]], unknown: frozenset[str]
+) -> list[FakeRule]:
+    """The index's answer as it was first written (a count of met requirements per rule): the
+    bit-set version must give exactly this, not only a superset of the rules that match."""
+    out = []
+    for rule in rules:
+        required = {f: v for f, v in rule.required.items() if f in INDEX_FIELDS and v}
+        met = all(
+            field in unknown
+            or any(not isinstance(x, str) or x in values for x in doc.get(field, ()))
+            for field, values in required.items()
+        )
+        present = all(
+            field in unknown or doc.get(field)
+            for field in rule.present
+            if field.startswith("kubernetes.audit.")
+        )
+        if met and present:
+            out.append(rule)
+    return out
+
+
+@given(
+    st.lists(st.tuples(requirements, st.frozensets(st.sampled_from(FIELDS))), max_size=70),
+    documents,
+    st.frozensets(st.sampled_from(FIELDS), max_size=2),
+)
+def test_candidates_are_exactly_the_rules_whose_every_requirement_is_met(
+    required: list[tuple[dict[str, frozenset[str]], frozenset[str]]],
+    doc: dict[str, tuple[Scalar, ...]],
+    unknown: frozenset[str],
+) -> None:
+    # up to 70 rules: past one machine word of bits
+    rules = [FakeRule(f"r{i}", r, present) for i, (r, present) in enumerate(required)]
+    index = RuleIndex(rules, lambda rule: rule.required, present=lambda rule: rule.present)
+    got = index.candidates(lambda field: doc.get(field, ()), unknown=unknown)
+    assert got == _counted_candidates(rules, doc, unknown)
