@@ -458,7 +458,7 @@ HOT_PATH = (
     "- The consumer's prefetch queue is refilled within 20 ms of dropping below its limit "
     "(`fetch.queue.backoff.ms=20`; librdkafka's default is 1,000 ms, which left a replica with "
     "a backlog idle half of every second: 39,000 events/s with half a core used, 82,000 with "
-    "this, measured side by side on this machine).",
+    "this, in two consecutive full runs on this machine on 2026-12-05).",
     "- Start-up objects (compiled rules, modules, clients) are frozen out of the garbage "
     "collector before the loop starts (`stream/service/heap.py`): full collections took "
     "13 to 63 ms at 5,000 events/s before, 2 to 4 ms after; every pause is in "

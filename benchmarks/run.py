@@ -347,28 +347,16 @@ class Bench:
 
     def _plain_script(self) -> dict[str, Any]:
         """(d-offline): ``json.loads`` and the two seed rules' patterns per line, no framework."""
-        argv = [
-            procs.python(),
-            "-m",
-            "benchmarks.contenders.plain_script",
-            str(self.data.mix.values),
-        ]
-        started = time.monotonic()
-        with (OUT / "plain-alerts.jsonl").open("wb") as sink:
-            child = subprocess.Popen(argv, stdout=sink, env=procs.python_env(), cwd=OUT)
-            _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.monotonic() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"plain script exited with {os.waitstatus_to_exitcode(status)}")
-        cpu = usage.ru_utime + usage.ru_stime
-        with (OUT / "plain-alerts.jsonl").open("rb") as alerts:
-            count = sum(1 for _ in alerts)
+        script = [procs.python(), "-m", "benchmarks.contenders.plain_script"]
+        elapsed, rss, alerts, cpu = timed_command(
+            [*script, str(self.data.mix.values)], OUT / "plain-alerts.jsonl"
+        )
         return {
             "messages": self.data.mix.count,
             "total_s": round(elapsed, 3),
             "events_per_s_total": round(self.data.mix.count / elapsed, 1),
-            "peak_rss_mb": [round(usage.ru_maxrss / 1024, 1)],
-            "alerts": count,
+            "peak_rss_mb": [round(rss, 1)],
+            "alerts": alerts,
             "cpu_s": round(cpu, 2),
             "events_per_cpu_s": round(self.data.mix.count / cpu, 1),
         }
@@ -415,19 +403,25 @@ class Bench:
 
 def timed_scan(path: Path, out: Path, *options: str) -> tuple[float, float, int, float]:
     """(wall seconds, peak RSS MB, alert lines, CPU seconds) of ``auditstream scan path``."""
-    argv = [procs.python(), "-m", "auditstream.stream", "scan", *options, str(path)]
+    scan = [procs.python(), "-m", "auditstream.stream", "scan"]
+    return timed_command([*scan, *options, str(path)], out)
+
+
+def timed_command(argv: Sequence[str], out: Path) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS MB, lines written, CPU seconds) of ``argv`` with stdout in
+    ``out``; raises when it exits non-zero."""
     started = time.monotonic()
     with out.open("wb") as sink:
         child = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.DEVNULL, env=procs.python_env(), cwd=OUT
+            list(argv), stdout=sink, stderr=subprocess.DEVNULL, env=procs.python_env(), cwd=OUT
         )
         _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.monotonic() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"scan exited with {child.returncode}")
-    with out.open("rb") as alerts:
-        count = sum(1 for _ in alerts)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv[1:3])} exited with {code}")
+    with out.open("rb") as lines:
+        count = sum(1 for _ in lines)
     return elapsed, usage.ru_maxrss / 1024, count, usage.ru_utime + usage.ru_stime
 
 

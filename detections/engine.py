@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any
 
 from auditstream.detections.errors import MalformedEvent
 from auditstream.detections.esql.evaluator import EsqlFamily
@@ -28,13 +28,6 @@ from auditstream.detections.ruleset.languages import LoadedRule, RuleFamily, fam
 from auditstream.detections.stateful.candidate import Candidate
 from auditstream.detections.stateful.rule import StatefulRule
 from auditstream.detections.stateful.selection import Selection
-
-
-class _Unknown:
-    """Not given (``None`` is an answer: the event is no exec request)."""
-
-
-UNKNOWN: Final = _Unknown()
 
 
 class Detector:
@@ -71,15 +64,11 @@ class Detector:
         """All hits for one event; raises MalformedEvent('evaluation_error') if a rule breaks."""
         return self.detect_all(event)[0]
 
-    def detect_all(
-        self, event: AuditEvent, request: ExecRequest | _Unknown | None = UNKNOWN
-    ) -> tuple[list[RuleHit], list[Candidate]]:
+    def detect_all(self, event: AuditEvent) -> tuple[list[RuleHit], list[Candidate]]:
         """The per-event rules' hits and the stateful rules' candidates for one event; raises
-        MalformedEvent('evaluation_error') if a rule breaks. ``request``: the event's
-        :meth:`exec_request` when the caller has it already (it is not decoded twice)."""
+        MalformedEvent('evaluation_error') if a rule breaks."""
         try:
-            if isinstance(request, _Unknown):
-                request = self.exec_request(event)
+            request = self.exec_request(event)
             view = EventView(event, request)
             hits = [hit for family in self.families for hit in family.hits(view)]
             if not hits:

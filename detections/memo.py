@@ -44,21 +44,15 @@ def memo(fn: Callable[_P, _T]) -> Callable[_P, _T]:
 def key_chars(key: object) -> int:
     """The characters a key holds (strings, and tuples of them, nested), to bound the memos.
 
-    Asked on every memoised call, so the usual keys (a tuple of strings and small values) are
-    counted in one loop; only a nested tuple recurses."""
-    if type(key) is str:
+    Asked on every memoised call, so the strings of the usual keys (a flat tuple) are counted
+    in the loop itself; only other parts take a call."""
+    if isinstance(key, str):
         return len(key)
     if not isinstance(key, tuple):
-        return 8 if not isinstance(key, str) else len(key)
+        return 8
     total = 0
     for part in key:
-        kind = type(part)
-        if kind is str:
-            total += len(part)
-        elif kind is tuple or isinstance(part, (str, tuple)):
-            total += key_chars(part)
-        else:
-            total += 8
+        total += len(part) if type(part) is str else key_chars(part)
     return total
 
 

@@ -165,11 +165,10 @@ class DetectionPipeline:
         repeats = 0
         exec_requests = 0
         for index, event in enumerate(events):
-            request = self.detector.exec_request(event)
-            if request is not None:
+            if self.detector.exec_request(event) is not None:
                 exec_requests += 1
             try:
-                hits, selected = self.detector.detect_all(event, request)
+                hits, selected = self.detector.detect_all(event)
             except MalformedEvent as err:
                 if len(events) == 1:
                     raise  # the message is the event: dead-lettered whole, byte for byte

@@ -15,7 +15,7 @@ no verdict. Rules that require nothing indexable are evaluated on every event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Final, Generic, TypeVar
 
 from auditstream.detections.values import Scalar
@@ -68,44 +68,40 @@ class RuleIndex(Generic[_R]):
                 for value in values:
                     by_value.setdefault(field, {}).setdefault(value, []).append(position)
         self._needs = tuple(needs)
-        self._present: dict[str, tuple[int, ...]] = {}
+        present_at: dict[str, list[int]] = {}
         for position, rule in enumerate(self.rules):
             for field in present(rule):
                 if field.startswith(PRESENCE_PREFIX):
-                    self._present[field] = (*self._present.get(field, ()), position)
-        with_presence = {p for positions in self._present.values() for p in positions}
+                    present_at.setdefault(field, []).append(position)
+        with_presence = {p for positions in present_at.values() for p in positions}
         self.unindexed = tuple(
             rule
             for position, rule in enumerate(self.rules)
             if not needs[position] and position not in with_presence
         )
-        self._by_value = {f: {v: tuple(ps) for v, ps in vs.items()} for f, vs in by_value.items()}
-        self._all = {
-            field: tuple(sorted({p for ps in table.values() for p in ps}))
-            for field, table in self._by_value.items()
-        }
-        # The same tables as bit sets (bit i: rule i), which candidates() combines per event.
+        # Bit sets (bit i: rule i), combined per event by candidates(): per field and value the
+        # rules that require it, per field every rule that requires the field at all.
         self._masks = {f: {v: _mask(ps) for v, ps in vs.items()} for f, vs in by_value.items()}
-        self._requiring = {field: _mask(ps) for field, ps in self._all.items()}
-        self._present_masks = {field: _mask(ps) for field, ps in self._present.items()}
+        self._requiring = {f: _union(table.values()) for f, table in self._masks.items()}
+        self._present_masks = {field: _mask(ps) for field, ps in present_at.items()}
         self._every = (1 << len(self.rules)) - 1
 
     @property
     def fields(self) -> tuple[str, ...]:
         """The index fields some rule requires (the only ones :meth:`candidates` reads)."""
-        return tuple(self._by_value)
+        return tuple(self._masks)
 
     def single_field(self) -> tuple[str, frozenset[str]] | None:
         """(field, values) when every rule requires one field and nothing else: a candidate
         exists exactly when one of the field's string values is among ``values``."""
         fields = set(self._needs)
-        if self.unindexed or self._present or len(fields) != 1:
+        if self.unindexed or self._present_masks or len(fields) != 1:
             return None
         (need,) = fields
         if len(need) != 1:
             return None
         (field,) = need
-        return field, frozenset(self._by_value[field])
+        return field, frozenset(self._masks[field])
 
     def candidates(self, values: Values, *, unknown: Collection[str] = ()) -> list[_R]:
         """The rules that may match a document whose indexed values ``values(field)`` gives, in
@@ -148,3 +144,10 @@ def _mask(positions: Collection[int]) -> int:
     for position in positions:
         mask |= 1 << position
     return mask
+
+
+def _union(masks: Iterable[int]) -> int:
+    union = 0
+    for mask in masks:
+        union |= mask
+    return union

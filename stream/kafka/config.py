@@ -46,7 +46,7 @@ CONSUMER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
     # With a backlog the prefetch queue passes its 64 MiB limit; librdkafka then postpones the
     # partition's next fetch by this long (1,000 ms by default) while we drain the queue in about
     # half that, so the replica idled half of every second: 39,000 events/s with a core half
-    # used, 72,000 with this (docs/benchmarks.md). Only a full queue waits; an idle one never.
+    # used, 82,000 with this (docs/benchmarks.md). Only a full queue waits; an idle one never.
     "fetch.queue.backoff.ms": 20,
 }
 PRODUCER_DEFAULTS: Final[Mapping[str, ClientValue]] = {
